@@ -1,0 +1,1290 @@
+/**
+ * The peer engine: a pure, synchronous state machine for one node (the owner or a peer) speaking
+ * BitTorrent's peer wire protocol. Inputs arrive through `handle*` methods, each with the current
+ * time; effects (send, connect, close, read, write, activity) are drained with `pollEffects`.
+ * Nothing here touches a socket, a disk, a clock or ambient randomness.
+ */
+import type { ActivityEvent, ListSummary } from './activity.ts';
+import { Bitfield } from './bitfield.ts';
+import { chunkLength, type Geometry } from './chunking.ts';
+import { encodeHandshake, encodeMessage, encodePieceHeader, WireDecoder } from './codec.ts';
+import { type CloseReason, describeCloseReason, UsageError, type WireError, wireError } from './errors.ts';
+import { bytesEqual, type Sha1 } from './hash.ts';
+import { BLOCK_LENGTH_BYTES, type Handshake, type Message, RESERVED_FAST_EXTENSION } from './messages.ts';
+import { peerLabel } from './peer-id.ts';
+import { type PickerKind, pickChunk } from './picker.ts';
+import type { Random } from './random.ts';
+
+export type ConnectionId = string;
+export type Role = 'owner' | 'peer';
+export type Topology = 'ring' | 'mesh' | 'full' | 'star';
+/** `two-phase`: the original, which takes its owner share before trading; `overlapped`: trade at once. */
+export type PhaseMode = 'two-phase' | 'overlapped';
+/** How the owner advertises: everything at once, or a distinct least-replicated share per peer. */
+export type OwnerAdvertising = 'all' | 'shares';
+/** How a remote address we were told about relates to us. */
+export type PeerRole = 'owner' | 'download-neighbour' | 'neighbour';
+
+export interface EngineLimits {
+  readonly maxConnections: number;
+  /** Blocks we ask one peer for at a time. */
+  readonly maxOutstandingRequestsPerPeer: number;
+  /** Requests from one peer we hold before rejecting more. */
+  readonly maxQueuedRequestsFromPeer: number;
+  /** Block reads we have asked the driver for on behalf of one peer; the driver's backpressure. */
+  readonly maxReadsInFlightPerPeer: number;
+  /** Bad requests (chunks we lack, out of range) tolerated before we close. */
+  readonly maxInvalidRequests: number;
+  /** Chunk verification failures attributed to a peer before we stop trusting it. */
+  readonly maxCorruptChunks: number;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly keepAliveIntervalMs: number;
+  readonly requestTimeoutMs: number;
+  /** How long a peer finds nothing to request before it falls back to the owner. */
+  readonly starvationMs: number;
+  readonly reconnectBaseMs: number;
+  readonly reconnectMaxMs: number;
+  readonly tickMs: number;
+}
+
+export const DEFAULT_LIMITS: EngineLimits = {
+  maxConnections: 256,
+  maxOutstandingRequestsPerPeer: 32,
+  maxQueuedRequestsFromPeer: 256,
+  maxReadsInFlightPerPeer: 8,
+  maxInvalidRequests: 32,
+  maxCorruptChunks: 1,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 120_000,
+  keepAliveIntervalMs: 30_000,
+  requestTimeoutMs: 20_000,
+  starvationMs: 2_000,
+  reconnectBaseMs: 250,
+  reconnectMaxMs: 8_000,
+  tickMs: 250,
+};
+
+export interface EngineOptions {
+  readonly role: Role;
+  /** Shown in activity lines and carried in our peer id. */
+  readonly name: string;
+  readonly peerId: Uint8Array;
+  readonly infoHash: Uint8Array;
+  readonly pieceHashes: readonly Uint8Array[];
+  readonly geometry: Geometry;
+  readonly sha1: Sha1;
+  readonly random: Random;
+  /** Chunks already verified on disk. The owner starts with all of them. */
+  readonly have?: Bitfield;
+  /** Of `have`, those that came from the owner (kept in the summary file). */
+  readonly fromOwner?: Bitfield;
+  readonly topology?: Topology;
+  readonly picker?: PickerKind;
+  readonly phases?: PhaseMode;
+  readonly endgame?: boolean;
+  readonly ownerAdvertising?: OwnerAdvertising;
+  /** Chunks in each share the owner hands out. */
+  readonly ownerShareChunks?: number;
+  readonly limits?: Partial<EngineLimits>;
+}
+
+export type Effect =
+  | { readonly kind: 'connect'; readonly connection: ConnectionId; readonly address: string }
+  | { readonly kind: 'send'; readonly connection: ConnectionId; readonly bytes: Uint8Array }
+  | { readonly kind: 'close'; readonly connection: ConnectionId; readonly reason: CloseReason }
+  | {
+      readonly kind: 'read-block';
+      readonly connection: ConnectionId;
+      readonly index: number;
+      readonly begin: number;
+      readonly length: number;
+    }
+  | { readonly kind: 'write-chunk'; readonly index: number; readonly bytes: Uint8Array }
+  | { readonly kind: 'activity'; readonly event: ActivityEvent }
+  | { readonly kind: 'complete' };
+
+export interface EngineStats {
+  readonly chunksFromOwner: number;
+  readonly chunksFromPeers: number;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly completedAtMs: number | undefined;
+  readonly corruptChunks: number;
+}
+
+interface Request {
+  readonly index: number;
+  readonly begin: number;
+  readonly length: number;
+}
+
+interface OutstandingRequest extends Request {
+  readonly sentAtMs: number;
+}
+
+interface Connection {
+  readonly id: ConnectionId;
+  readonly direction: 'inbound' | 'outbound';
+  readonly address: string;
+  /** Set for outbound connections we made to a known address. */
+  readonly knownAddress: string | undefined;
+  state: 'connecting' | 'handshaking' | 'open';
+  readonly decoder: WireDecoder;
+  readonly openedAtMs: number;
+  lastReceivedAtMs: number;
+  lastSentAtMs: number;
+  sentHandshake: boolean;
+  remotePeerId: Uint8Array | undefined;
+  label: string;
+  fastExtension: boolean;
+  isOwner: boolean;
+  isDownloadSource: boolean;
+  amChoking: boolean;
+  amInterested: boolean;
+  peerChoking: boolean;
+  peerInterested: boolean;
+  remoteHave: Bitfield;
+  /** What we told this peer we hold (differs from `have` only for an owner handing out shares). */
+  advertised: Bitfield;
+  /** The first chunk ID list the owner sent: the share a two-phase peer takes before trading. */
+  ownerShare: Bitfield | undefined;
+  readonly allowedFast: Set<number>;
+  readonly outstanding: Map<string, OutstandingRequest>;
+  readonly queued: Request[];
+  readonly readsInFlight: Map<string, Request>;
+  /** Chunk -> bytes served of it in the current round, for the chunk-sent event. */
+  readonly serving: Map<number, number>;
+  invalidRequests: number;
+}
+
+interface ChunkDownload {
+  readonly index: number;
+  readonly lengthBytes: number;
+  readonly buffer: Uint8Array;
+  /** Per block: 0 missing, 1 requested, 2 received. */
+  readonly blockState: Uint8Array;
+  blocksReceived: number;
+  /** Peers that contributed a block, blamed together if the chunk fails verification. */
+  readonly contributors: Set<ConnectionId>;
+  readonly contributorIds: Uint8Array[];
+  /** Connections each block has been requested from (more than one only in endgame). */
+  readonly requestedFrom: Map<number, Set<ConnectionId>>;
+  lastSource: string;
+  lastSourceIsOwner: boolean;
+  announced: Set<ConnectionId>;
+}
+
+interface KnownPeer {
+  readonly address: string;
+  role: PeerRole;
+  connection: ConnectionId | undefined;
+  failures: number;
+  nextAttemptAtMs: number;
+}
+
+const FAST_EXTENSION_RESERVED = (() => {
+  const reserved = new Uint8Array(8);
+  reserved[RESERVED_FAST_EXTENSION.byteIndex] = RESERVED_FAST_EXTENSION.mask;
+  return reserved;
+})();
+
+const blockKey = (index: number, begin: number): string => `${index}:${begin}`;
+
+export class Engine {
+  readonly role: Role;
+  readonly name: string;
+  readonly geometry: Geometry;
+  readonly limits: EngineLimits;
+  private readonly options: EngineOptions;
+  private readonly random: Random;
+  private readonly have: Bitfield;
+  private readonly fromOwner: Bitfield;
+  private readonly topology: Topology;
+  private readonly picker: PickerKind;
+  private readonly phases: PhaseMode;
+  private readonly endgame: boolean;
+  private readonly ownerAdvertising: OwnerAdvertising;
+  private readonly ownerShareChunks: number;
+  private readonly connections = new Map<ConnectionId, Connection>();
+  private readonly known = new Map<string, KnownPeer>();
+  private readonly downloads = new Map<number, ChunkDownload>();
+  /** Verified chunks handed to the driver to store, not yet confirmed. */
+  private readonly writing = new Map<number, ChunkDownload>();
+  private readonly availability: Uint16Array;
+  /** Owner only: how many peers hold or were handed each chunk. */
+  private readonly replication: Uint16Array;
+  private readonly untrusted = new Set<string>();
+  private readonly corruptByPeer = new Map<string, number>();
+  private effects: Effect[] = [];
+  private nextOutboundId = 1;
+  private nowMs = 0;
+  private lastProgressAtMs = 0;
+  private starving = false;
+  /** Whether two-phase trading may start; undefined when it must be worked out again. */
+  private phaseDoneCache: boolean | undefined;
+  private completeAnnounced = false;
+  private stopped = false;
+  private nextTickAtMs: number | undefined;
+  private stats = { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0, corruptChunks: 0 };
+  private completedAtMs: number | undefined;
+
+  constructor(options: EngineOptions) {
+    const { geometry } = options;
+    if (options.peerId.length !== 20) throw new UsageError('peer id must be 20 bytes');
+    if (options.infoHash.length !== 20) throw new UsageError('info hash must be 20 bytes');
+    if (options.pieceHashes.length !== geometry.pieceCount) {
+      throw new UsageError(`expected ${geometry.pieceCount} piece hashes, got ${options.pieceHashes.length}`);
+    }
+    this.options = options;
+    this.role = options.role;
+    this.name = options.name;
+    this.geometry = geometry;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.random = options.random;
+    this.have =
+      options.role === 'owner'
+        ? Bitfield.full(geometry.pieceCount)
+        : (options.have?.copy() ?? new Bitfield(geometry.pieceCount));
+    this.fromOwner = options.fromOwner?.copy() ?? new Bitfield(geometry.pieceCount);
+    this.topology = options.topology ?? 'ring';
+    this.picker = options.picker ?? 'random';
+    this.phases = options.phases ?? 'two-phase';
+    this.endgame = options.endgame ?? true;
+    this.ownerAdvertising = options.ownerAdvertising ?? 'shares';
+    this.ownerShareChunks = Math.max(1, options.ownerShareChunks ?? Math.ceil(geometry.pieceCount / 5));
+    this.availability = new Uint16Array(geometry.pieceCount);
+    this.replication = new Uint16Array(geometry.pieceCount);
+  }
+
+  // ---- getters -------------------------------------------------------------------------------
+
+  get isComplete(): boolean {
+    return this.have.complete;
+  }
+
+  /** A copy of the verified, stored chunks. */
+  haveField(): Bitfield {
+    return this.have.copy();
+  }
+
+  fromOwnerField(): Bitfield {
+    return this.fromOwner.copy();
+  }
+
+  getStats(): EngineStats {
+    return { ...this.stats, completedAtMs: this.completedAtMs };
+  }
+
+  openConnectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Checks internal invariants; returns the first broken one, for the simulator's checker. */
+  checkInvariants(): string | undefined {
+    for (const connection of this.connections.values()) {
+      if (connection.outstanding.size > this.limits.maxOutstandingRequestsPerPeer) {
+        return `outstanding requests to ${connection.label} over the limit`;
+      }
+      if (connection.queued.length > this.limits.maxQueuedRequestsFromPeer) {
+        return `queued requests from ${connection.label} over the limit`;
+      }
+      if (connection.readsInFlight.size > this.limits.maxReadsInFlightPerPeer) {
+        return `reads in flight for ${connection.label} over the limit`;
+      }
+      for (let i = 0; i < this.geometry.pieceCount; i++) {
+        if (connection.advertised.has(i) && !this.have.has(i))
+          return `advertised chunk ${i} that is not held`;
+      }
+    }
+    for (const index of this.downloads.keys()) {
+      if (this.have.has(index)) return `downloading chunk ${index} that is already held`;
+    }
+    return undefined;
+  }
+
+  // ---- inputs --------------------------------------------------------------------------------
+
+  /**
+   * Tells the engine about remote addresses. A `download-neighbour` replaces any earlier one (a ring
+   * neighbour that moved); the engine dials the addresses it needs and redials them with backoff.
+   */
+  handlePeers(nowMs: number, peers: readonly { address: string; role: PeerRole }[]): void {
+    this.advance(nowMs);
+    for (const peer of peers) {
+      if (peer.role === 'download-neighbour') {
+        for (const other of this.known.values()) {
+          if (other.role === 'download-neighbour' && other.address !== peer.address) {
+            other.role = 'neighbour';
+            const connection =
+              other.connection === undefined ? undefined : this.connections.get(other.connection);
+            if (connection !== undefined && this.topology === 'ring') connection.isDownloadSource = false;
+            if (this.topology === 'ring') this.known.delete(other.address);
+          }
+        }
+      }
+      const existing = this.known.get(peer.address);
+      if (existing !== undefined) {
+        existing.role = peer.role;
+        existing.failures = 0;
+        existing.nextAttemptAtMs = nowMs;
+        const connection =
+          existing.connection === undefined ? undefined : this.connections.get(existing.connection);
+        if (connection !== undefined) this.classify(connection);
+      } else {
+        this.known.set(peer.address, {
+          address: peer.address,
+          role: peer.role,
+          connection: undefined,
+          failures: 0,
+          nextAttemptAtMs: nowMs,
+        });
+      }
+    }
+    this.dialKnownPeers();
+    this.scheduleTick();
+  }
+
+  /** An outbound connection we asked for is established. */
+  handleConnected(nowMs: number, connection: ConnectionId): void {
+    this.advance(nowMs);
+    const conn = this.connections.get(connection);
+    if (conn === undefined || conn.state !== 'connecting')
+      throw new UsageError(`connected: unknown ${connection}`);
+    conn.state = 'handshaking';
+    conn.lastReceivedAtMs = nowMs;
+    this.sendHandshake(conn);
+  }
+
+  /** A remote connected to us. The driver names the connection. */
+  handleAccepted(nowMs: number, connection: ConnectionId, remoteAddress: string): void {
+    this.advance(nowMs);
+    if (this.connections.has(connection)) throw new UsageError(`accepted: duplicate id ${connection}`);
+    if (this.stopped || this.connections.size >= this.limits.maxConnections) {
+      this.effects.push({ kind: 'close', connection, reason: { code: 'too-many-connections' } });
+      return;
+    }
+    const conn = this.newConnection(connection, 'inbound', remoteAddress, undefined);
+    conn.state = 'handshaking';
+    this.scheduleTick();
+  }
+
+  handleData(nowMs: number, connection: ConnectionId, bytes: Uint8Array): void {
+    this.advance(nowMs);
+    const conn = this.connections.get(connection);
+    if (conn === undefined) return;
+    conn.lastReceivedAtMs = nowMs;
+    const result = conn.decoder.push(bytes);
+    for (const event of result.events) {
+      if (!this.connections.has(connection)) return;
+      if (event.type === 'handshake') this.onHandshake(conn, event);
+      else if (conn.remotePeerId === undefined) {
+        this.closeConnection(conn, {
+          code: 'protocol',
+          error: wireError('bad-handshake', 'message before handshake'),
+        });
+        return;
+      } else this.onMessage(conn, event);
+    }
+    if (!result.ok && this.connections.has(connection)) {
+      this.closeConnection(conn, { code: 'protocol', error: result.error });
+    }
+  }
+
+  /** The connection is gone: closed by the remote, reset, or never established. */
+  handleClosed(nowMs: number, connection: ConnectionId, reason: string): void {
+    this.advance(nowMs);
+    const conn = this.connections.get(connection);
+    if (conn === undefined) return;
+    this.forget(conn, reason, true);
+  }
+
+  /** The driver read a block we asked for; `bytes` undefined when the read failed. */
+  handleBlockRead(
+    nowMs: number,
+    connection: ConnectionId,
+    index: number,
+    begin: number,
+    bytes: Uint8Array | undefined,
+  ): void {
+    this.advance(nowMs);
+    const conn = this.connections.get(connection);
+    if (conn === undefined) return;
+    const key = blockKey(index, begin);
+    const request = conn.readsInFlight.get(key);
+    if (request === undefined) {
+      this.serveQueued(conn);
+      return;
+    }
+    conn.readsInFlight.delete(key);
+    if (bytes === undefined || bytes.length !== request.length) {
+      if (conn.fastExtension) this.send(conn, { type: 'reject', ...request });
+    } else {
+      this.sendPiece(conn, request, bytes);
+    }
+    this.serveQueued(conn);
+  }
+
+  /** The driver stored (or failed to store) a verified chunk. */
+  handleChunkWritten(nowMs: number, index: number, error: string | undefined): void {
+    this.advance(nowMs);
+    const download = this.writing.get(index);
+    if (download === undefined) throw new UsageError(`chunk-written: chunk ${index} was not being written`);
+    this.writing.delete(index);
+    if (error !== undefined) {
+      this.activity({ kind: 'storage-error', chunk: index, message: error });
+      this.pumpAll();
+      return;
+    }
+    this.have.set(index);
+    this.lastProgressAtMs = nowMs;
+    this.starving = false;
+    if (download.lastSourceIsOwner) {
+      this.fromOwner.set(index);
+      this.stats.chunksFromOwner++;
+    } else {
+      this.stats.chunksFromPeers++;
+    }
+    this.activity({
+      kind: 'chunk-received',
+      chunk: index,
+      from: download.lastSource,
+      bytes: download.lengthBytes,
+      fromOwner: download.lastSourceIsOwner,
+    });
+    for (const conn of this.connections.values()) {
+      if (conn.state !== 'open') continue;
+      if (!conn.remoteHave.has(index)) this.announce(conn, index);
+    }
+    if (this.have.complete && this.writing.size === 0 && !this.completeAnnounced) {
+      this.completeAnnounced = true;
+      this.completedAtMs = nowMs;
+      this.activity({ kind: 'complete', chunks: this.geometry.pieceCount });
+      this.effects.push({ kind: 'complete' });
+      this.refreshInterest();
+    }
+    this.pumpAll();
+  }
+
+  /** Timers: handshake, idle, keep-alive, request timeouts, starvation and redials. */
+  handleTimeout(nowMs: number): void {
+    this.advance(nowMs);
+    this.nextTickAtMs = undefined;
+    for (const conn of [...this.connections.values()]) {
+      if (conn.state !== 'open') {
+        if (nowMs - conn.openedAtMs >= this.limits.handshakeTimeoutMs) {
+          this.closeConnection(conn, { code: 'handshake-timeout' });
+        }
+        continue;
+      }
+      if (nowMs - conn.lastReceivedAtMs >= this.limits.idleTimeoutMs) {
+        this.closeConnection(conn, { code: 'idle-timeout' });
+        continue;
+      }
+      this.expireRequests(conn);
+      if (nowMs - conn.lastSentAtMs >= this.limits.keepAliveIntervalMs)
+        this.send(conn, { type: 'keep-alive' });
+    }
+    if (
+      this.role === 'peer' &&
+      !this.have.complete &&
+      !this.starving &&
+      nowMs - this.lastProgressAtMs >= this.limits.starvationMs &&
+      this.totalOutstanding() === 0 &&
+      this.ownerPhaseDone()
+    ) {
+      this.starving = true;
+      this.refreshInterest();
+    }
+    this.dialKnownPeers();
+    this.pumpAll();
+    this.scheduleTick();
+  }
+
+  /** Closes every connection and dials nothing more. */
+  shutdown(nowMs: number): void {
+    this.advance(nowMs);
+    this.stopped = true;
+    for (const conn of [...this.connections.values()]) this.closeConnection(conn, { code: 'shutdown' });
+    this.nextTickAtMs = undefined;
+  }
+
+  // ---- outputs -------------------------------------------------------------------------------
+
+  /** Drains the effects produced since the last call, in order. */
+  pollEffects(): Effect[] {
+    const out = this.effects;
+    this.effects = [];
+    return out;
+  }
+
+  /** When `handleTimeout` wants to run next, or undefined when nothing is waiting on time. */
+  pollTimeout(): number | undefined {
+    return this.nextTickAtMs;
+  }
+
+  // ---- connection lifecycle ------------------------------------------------------------------
+
+  private advance(nowMs: number): void {
+    if (!Number.isInteger(nowMs) || nowMs < this.nowMs) {
+      throw new UsageError(`time must be an integer that never decreases (was ${this.nowMs}, got ${nowMs})`);
+    }
+    this.nowMs = nowMs;
+    // Every input may change what the phase rule sees (connections, lists, held chunks).
+    this.phaseDoneCache = undefined;
+  }
+
+  private scheduleTick(): void {
+    if (this.stopped) return;
+    const waiting = this.connections.size > 0 || this.wantsRedial();
+    if (!waiting) {
+      this.nextTickAtMs = undefined;
+      return;
+    }
+    if (this.nextTickAtMs === undefined) this.nextTickAtMs = this.nowMs + this.limits.tickMs;
+  }
+
+  private wantsRedial(): boolean {
+    for (const peer of this.known.values()) if (this.shouldDial(peer)) return true;
+    return false;
+  }
+
+  private shouldDial(peer: KnownPeer): boolean {
+    if (this.stopped || peer.connection !== undefined || this.untrusted.has(peer.address)) return false;
+    // A complete peer only serves; it redials nobody.
+    if (this.role === 'owner' || this.have.complete) return false;
+    if (this.topology === 'star') return peer.role === 'owner';
+    return true;
+  }
+
+  private dialKnownPeers(): void {
+    for (const peer of this.known.values()) {
+      if (!this.shouldDial(peer) || peer.nextAttemptAtMs > this.nowMs) continue;
+      if (this.connections.size >= this.limits.maxConnections) return;
+      const id = `out:${this.nextOutboundId++}`;
+      peer.connection = id;
+      this.newConnection(id, 'outbound', peer.address, peer.address);
+      this.effects.push({ kind: 'connect', connection: id, address: peer.address });
+    }
+  }
+
+  private newConnection(
+    id: ConnectionId,
+    direction: 'inbound' | 'outbound',
+    address: string,
+    knownAddress: string | undefined,
+  ): Connection {
+    const count = this.geometry.pieceCount;
+    const conn: Connection = {
+      id,
+      direction,
+      address,
+      knownAddress,
+      state: 'connecting',
+      decoder: new WireDecoder(this.geometry),
+      openedAtMs: this.nowMs,
+      lastReceivedAtMs: this.nowMs,
+      lastSentAtMs: this.nowMs,
+      sentHandshake: false,
+      remotePeerId: undefined,
+      label: address,
+      fastExtension: false,
+      isOwner: false,
+      isDownloadSource: false,
+      amChoking: true,
+      amInterested: false,
+      peerChoking: true,
+      peerInterested: false,
+      remoteHave: new Bitfield(count),
+      advertised: new Bitfield(count),
+      ownerShare: undefined,
+      allowedFast: new Set(),
+      outstanding: new Map(),
+      queued: [],
+      readsInFlight: new Map(),
+      serving: new Map(),
+      invalidRequests: 0,
+    };
+    this.connections.set(id, conn);
+    this.classify(conn);
+    return conn;
+  }
+
+  /** Decides, from what we know of the remote's address, whether we download from it. */
+  private classify(conn: Connection): void {
+    const peer = conn.knownAddress === undefined ? undefined : this.known.get(conn.knownAddress);
+    conn.isOwner = peer?.role === 'owner';
+    if (this.role === 'owner') {
+      conn.isDownloadSource = false;
+      return;
+    }
+    switch (this.topology) {
+      case 'ring':
+        conn.isDownloadSource = conn.isOwner || peer?.role === 'download-neighbour';
+        break;
+      case 'star':
+        conn.isDownloadSource = conn.isOwner;
+        break;
+      default:
+        conn.isDownloadSource = true;
+    }
+  }
+
+  private sendHandshake(conn: Connection): void {
+    conn.sentHandshake = true;
+    this.sendBytes(
+      conn,
+      encodeHandshake({
+        reserved: FAST_EXTENSION_RESERVED,
+        infoHash: this.options.infoHash,
+        peerId: this.options.peerId,
+      }),
+    );
+  }
+
+  private onHandshake(conn: Connection, handshake: Handshake): void {
+    if (!bytesEqual(handshake.infoHash, this.options.infoHash)) {
+      this.closeConnection(conn, {
+        code: 'protocol',
+        error: wireError('info-hash-mismatch', 'the remote asked for a torrent we do not serve'),
+      });
+      return;
+    }
+    if (bytesEqual(handshake.peerId, this.options.peerId)) {
+      this.closeConnection(conn, { code: 'self-connection' });
+      return;
+    }
+    conn.remotePeerId = handshake.peerId;
+    conn.label = peerLabel(handshake.peerId, conn.address);
+    if (this.untrusted.has(conn.label) || this.untrusted.has(conn.address)) {
+      this.closeConnection(conn, { code: 'untrusted-peer' });
+      return;
+    }
+    const duplicate = this.findDuplicate(conn, handshake.peerId);
+    if (duplicate !== undefined && this.resolveDuplicate(conn, duplicate) === conn) return;
+    conn.fastExtension =
+      ((handshake.reserved[RESERVED_FAST_EXTENSION.byteIndex] ?? 0) & RESERVED_FAST_EXTENSION.mask) !== 0;
+    if (!conn.sentHandshake) this.sendHandshake(conn);
+    conn.state = 'open';
+    if (conn.knownAddress !== undefined) {
+      const peer = this.known.get(conn.knownAddress);
+      if (peer !== undefined) peer.failures = 0;
+    }
+    this.activity({ kind: 'connected', peer: conn.label, direction: conn.direction });
+    this.sendInitialList(conn);
+    this.updateInterest(conn);
+  }
+
+  private findDuplicate(conn: Connection, peerId: Uint8Array): Connection | undefined {
+    for (const other of this.connections.values()) {
+      if (other !== conn && other.remotePeerId !== undefined && bytesEqual(other.remotePeerId, peerId))
+        return other;
+    }
+    return undefined;
+  }
+
+  /**
+   * Two connections to one peer (both dialled each other): both sides keep the one dialled by the
+   * peer with the smaller id, so they agree without talking. The loser's role moves to the survivor.
+   * Returns the connection that was closed.
+   */
+  private resolveDuplicate(conn: Connection, existing: Connection): Connection {
+    const remoteId = conn.remotePeerId as Uint8Array;
+    const weDialSurvivor = compareBytes(this.options.peerId, remoteId) < 0;
+    const keepNew =
+      (conn.direction === 'outbound') === weDialSurvivor && existing.direction !== conn.direction;
+    const [keep, drop] = keepNew ? [conn, existing] : [existing, conn];
+    keep.isDownloadSource ||= drop.isDownloadSource;
+    keep.isOwner ||= drop.isOwner;
+    if (drop.knownAddress !== undefined) {
+      const peer = this.known.get(drop.knownAddress);
+      if (peer !== undefined) peer.connection = keep.id;
+    }
+    // The remote must see our handshake to find the duplicate too and move its role across.
+    if (!drop.sentHandshake && drop.state !== 'connecting') this.sendHandshake(drop);
+    this.closeConnection(drop, { code: 'duplicate-connection' }, false);
+    return drop;
+  }
+
+  private sendInitialList(conn: Connection): void {
+    if (this.role === 'owner' && this.ownerAdvertising === 'shares') {
+      const share = this.chooseShare(conn);
+      this.sendList(conn, share);
+      return;
+    }
+    this.sendList(conn, this.have.indices());
+  }
+
+  /** Sends a whole chunk ID list: have-all or have-none where both sides speak BEP 6. */
+  private sendList(conn: Connection, indices: readonly number[]): void {
+    for (const index of indices) conn.advertised.set(index);
+    let list: ListSummary;
+    if (conn.fastExtension && indices.length === this.geometry.pieceCount) {
+      this.send(conn, { type: 'have-all' });
+      list = { form: 'have-all', count: indices.length };
+    } else if (conn.fastExtension && indices.length === 0) {
+      this.send(conn, { type: 'have-none' });
+      list = { form: 'have-none' };
+    } else if (indices.length === 0) {
+      // Without BEP 6, a peer with nothing sends no bitfield at all.
+      return;
+    } else {
+      this.send(conn, { type: 'bitfield', bits: conn.advertised.bits });
+      list = { form: 'bitfield', chunks: indices };
+    }
+    this.activity({ kind: 'list-sent', to: conn.label, list });
+  }
+
+  private announce(conn: Connection, index: number): void {
+    conn.advertised.set(index);
+    this.send(conn, { type: 'have', index });
+    this.activity({ kind: 'list-sent', to: conn.label, list: { form: 'have', chunk: index } });
+  }
+
+  private closeConnection(conn: Connection, reason: CloseReason, redial = true): void {
+    this.effects.push({ kind: 'close', connection: conn.id, reason });
+    this.forget(conn, describeCloseReason(reason), redial);
+  }
+
+  private forget(conn: Connection, reason: string, redial: boolean): void {
+    if (!this.connections.delete(conn.id)) return;
+    if (conn.state === 'open') this.activity({ kind: 'disconnected', peer: conn.label, reason });
+    for (let i = 0; i < this.geometry.pieceCount; i++) {
+      if (conn.remoteHave.has(i)) {
+        this.availability[i] = (this.availability[i] as number) - 1;
+        if (this.role === 'owner') this.replication[i] = Math.max(0, (this.replication[i] as number) - 1);
+      } else if (this.role === 'owner' && conn.advertised.has(i)) {
+        this.replication[i] = Math.max(0, (this.replication[i] as number) - 1);
+      }
+    }
+    this.dropOutstanding(conn);
+    if (conn.knownAddress !== undefined) {
+      const peer = this.known.get(conn.knownAddress);
+      if (peer !== undefined && peer.connection === conn.id) {
+        peer.connection = undefined;
+        if (conn.state !== 'open') peer.failures++;
+        const backoff = Math.min(
+          this.limits.reconnectMaxMs,
+          this.limits.reconnectBaseMs * 2 ** Math.min(peer.failures, 16),
+        );
+        const jitter = this.random.nextInt(Math.max(1, Math.floor(backoff / 4)));
+        peer.nextAttemptAtMs = this.nowMs + (redial ? backoff + jitter : this.limits.reconnectMaxMs);
+      }
+    }
+    for (const peer of this.known.values()) {
+      if (peer.connection === conn.id) peer.connection = undefined;
+    }
+    this.scheduleTick();
+    this.pumpAll();
+  }
+
+  /** Returns a closed or choked peer's outstanding blocks to the pool. */
+  private dropOutstanding(conn: Connection): void {
+    for (const request of conn.outstanding.values()) this.releaseBlock(conn, request);
+    conn.outstanding.clear();
+  }
+
+  private releaseBlock(conn: Connection, request: Request): void {
+    const download = this.downloads.get(request.index);
+    if (download === undefined) return;
+    const block = request.begin / BLOCK_LENGTH_BYTES;
+    const from = download.requestedFrom.get(block);
+    from?.delete(conn.id);
+    if (download.blockState[block] === 1 && (from === undefined || from.size === 0))
+      download.blockState[block] = 0;
+  }
+
+  // ---- messages ------------------------------------------------------------------------------
+
+  private onMessage(conn: Connection, message: Message): void {
+    switch (message.type) {
+      case 'keep-alive':
+      case 'port':
+      case 'suggest':
+      case 'extended':
+        return;
+      case 'choke':
+        conn.peerChoking = true;
+        // Without BEP 6 a choke silently drops our requests; with it, rejects will follow.
+        if (!conn.fastExtension) this.dropOutstanding(conn);
+        return;
+      case 'unchoke':
+        conn.peerChoking = false;
+        this.pump(conn);
+        return;
+      case 'interested':
+        conn.peerInterested = true;
+        if (conn.amChoking) {
+          conn.amChoking = false;
+          this.send(conn, { type: 'unchoke' });
+        }
+        return;
+      case 'not-interested':
+        conn.peerInterested = false;
+        return;
+      case 'have':
+        this.onHave(conn, message.index);
+        this.activity({
+          kind: 'list-received',
+          from: conn.label,
+          list: { form: 'have', chunk: message.index },
+        });
+        this.afterRemoteListChange(conn);
+        return;
+      case 'bitfield':
+        this.replaceRemoteList(conn, new Bitfield(this.geometry.pieceCount, message.bits));
+        this.activity({
+          kind: 'list-received',
+          from: conn.label,
+          list: { form: 'bitfield', chunks: conn.remoteHave.indices() },
+        });
+        this.afterRemoteListChange(conn);
+        return;
+      case 'have-all':
+      case 'have-none':
+        if (!conn.fastExtension) {
+          this.protocolError(conn, 'unknown-message', `${message.type} without BEP 6`);
+          return;
+        }
+        this.replaceRemoteList(
+          conn,
+          message.type === 'have-all'
+            ? Bitfield.full(this.geometry.pieceCount)
+            : new Bitfield(this.geometry.pieceCount),
+        );
+        this.activity({
+          kind: 'list-received',
+          from: conn.label,
+          list:
+            message.type === 'have-all'
+              ? { form: 'have-all', count: this.geometry.pieceCount }
+              : { form: 'have-none' },
+        });
+        this.afterRemoteListChange(conn);
+        return;
+      case 'request':
+        this.onRequest(conn, message);
+        return;
+      case 'cancel':
+        this.onCancel(conn, message);
+        return;
+      case 'piece':
+        this.onPiece(conn, message.index, message.begin, message.block);
+        return;
+      case 'reject': {
+        if (!conn.fastExtension) {
+          this.protocolError(conn, 'unknown-message', 'reject without BEP 6');
+          return;
+        }
+        const request = conn.outstanding.get(blockKey(message.index, message.begin));
+        if (request !== undefined && request.length === message.length) {
+          conn.outstanding.delete(blockKey(message.index, message.begin));
+          this.releaseBlock(conn, request);
+          this.pump(conn);
+        }
+        return;
+      }
+      case 'allowed-fast':
+        if (!conn.fastExtension) {
+          this.protocolError(conn, 'unknown-message', 'allowed-fast without BEP 6');
+          return;
+        }
+        if (conn.allowedFast.size < 64) conn.allowedFast.add(message.index);
+        this.pump(conn);
+        return;
+    }
+  }
+
+  private protocolError(conn: Connection, code: WireError['code'], message: string): void {
+    this.closeConnection(conn, { code: 'protocol', error: wireError(code, message) });
+  }
+
+  private onHave(conn: Connection, index: number): void {
+    if (conn.remoteHave.has(index)) return;
+    conn.remoteHave.set(index);
+    this.availability[index] = (this.availability[index] as number) + 1;
+    if (this.role === 'owner' && !conn.advertised.has(index))
+      this.replication[index] = (this.replication[index] as number) + 1;
+  }
+
+  /** A bitfield may arrive again mid-transfer (aria2 does this): replace the remote's list. */
+  private replaceRemoteList(conn: Connection, field: Bitfield): void {
+    for (let i = 0; i < this.geometry.pieceCount; i++) {
+      const had = conn.remoteHave.has(i);
+      const has = field.has(i);
+      if (had === has) continue;
+      if (has) this.onHave(conn, i);
+      else {
+        conn.remoteHave.clear(i);
+        this.availability[i] = (this.availability[i] as number) - 1;
+      }
+    }
+  }
+
+  private afterRemoteListChange(conn: Connection): void {
+    if (this.role === 'owner' && this.ownerAdvertising === 'shares') this.feedShare(conn);
+    if (conn.ownerShare === undefined && conn.isOwner) conn.ownerShare = conn.remoteHave.copy();
+    this.updateInterest(conn);
+    this.pump(conn);
+  }
+
+  private onRequest(conn: Connection, request: Request): void {
+    if (!conn.serving.has(request.index)) {
+      if (conn.serving.size >= 64) {
+        const oldest = conn.serving.keys().next().value as number;
+        conn.serving.delete(oldest);
+      }
+      conn.serving.set(request.index, 0);
+      this.activity({ kind: 'request-received', chunk: request.index, from: conn.label });
+    }
+    const refuse = (): void => {
+      if (conn.fastExtension) this.send(conn, { type: 'reject', ...request });
+    };
+    if (!this.have.has(request.index)) {
+      conn.invalidRequests++;
+      if (conn.invalidRequests > this.limits.maxInvalidRequests) {
+        this.closeConnection(conn, { code: 'request-flood' });
+        return;
+      }
+      refuse();
+      return;
+    }
+    if (conn.amChoking) {
+      refuse();
+      return;
+    }
+    if (conn.queued.length >= this.limits.maxQueuedRequestsFromPeer) {
+      if (!conn.fastExtension) {
+        this.closeConnection(conn, { code: 'request-flood' });
+        return;
+      }
+      refuse();
+      return;
+    }
+    conn.queued.push({ index: request.index, begin: request.begin, length: request.length });
+    this.serveQueued(conn);
+  }
+
+  private onCancel(conn: Connection, request: Request): void {
+    const at = conn.queued.findIndex(
+      (queued) =>
+        queued.index === request.index && queued.begin === request.begin && queued.length === request.length,
+    );
+    if (at >= 0) {
+      conn.queued.splice(at, 1);
+      // BEP 6: a cancelled request is still answered, with a reject.
+      if (conn.fastExtension) this.send(conn, { type: 'reject', ...request });
+      return;
+    }
+    // A read already in flight is answered with the piece when it arrives.
+  }
+
+  private serveQueued(conn: Connection): void {
+    while (conn.queued.length > 0 && conn.readsInFlight.size < this.limits.maxReadsInFlightPerPeer) {
+      const request = conn.queued.shift() as Request;
+      const key = blockKey(request.index, request.begin);
+      if (conn.readsInFlight.has(key)) continue;
+      conn.readsInFlight.set(key, request);
+      this.effects.push({ kind: 'read-block', connection: conn.id, ...request });
+    }
+  }
+
+  private sendPiece(conn: Connection, request: Request, block: Uint8Array): void {
+    this.sendBytes(conn, encodePieceHeader(request.index, request.begin, block.length));
+    this.sendBytes(conn, block);
+    this.stats.bytesUp += block.length;
+    const served = (conn.serving.get(request.index) ?? 0) + block.length;
+    const total = chunkLength(this.geometry, request.index);
+    if (served >= total) {
+      conn.serving.delete(request.index);
+      this.activity({ kind: 'chunk-sent', chunk: request.index, to: conn.label, bytes: total });
+    } else if (conn.serving.has(request.index)) {
+      conn.serving.set(request.index, served);
+    }
+  }
+
+  private onPiece(conn: Connection, index: number, begin: number, block: Uint8Array): void {
+    const key = blockKey(index, begin);
+    const request = conn.outstanding.get(key);
+    // A block we did not ask this peer for (or already cancelled) is ignored: cancels race.
+    if (request === undefined || request.length !== block.length) return;
+    conn.outstanding.delete(key);
+    this.stats.bytesDown += block.length;
+    this.lastProgressAtMs = this.nowMs;
+    const download = this.downloads.get(index);
+    if (download === undefined) {
+      this.pump(conn);
+      return;
+    }
+    const blockIndex = begin / BLOCK_LENGTH_BYTES;
+    const others = download.requestedFrom.get(blockIndex);
+    download.requestedFrom.delete(blockIndex);
+    if (download.blockState[blockIndex] !== 2) {
+      download.buffer.set(block, begin);
+      download.blockState[blockIndex] = 2;
+      download.blocksReceived++;
+      if (!download.contributors.has(conn.id)) {
+        download.contributors.add(conn.id);
+        if (conn.remotePeerId !== undefined) download.contributorIds.push(conn.remotePeerId);
+      }
+      download.lastSource = conn.label;
+      download.lastSourceIsOwner = conn.isOwner;
+      // Endgame duplicates: everyone else asked for this block is told to forget it.
+      for (const otherId of others ?? []) {
+        if (otherId === conn.id) continue;
+        const other = this.connections.get(otherId);
+        const duplicate = other?.outstanding.get(key);
+        if (other !== undefined && duplicate !== undefined) {
+          other.outstanding.delete(key);
+          this.send(other, { type: 'cancel', index, begin, length: duplicate.length });
+        }
+      }
+    }
+    if (download.blocksReceived === download.blockState.length) this.finishChunk(download);
+    this.pump(conn);
+  }
+
+  private finishChunk(download: ChunkDownload): void {
+    this.downloads.delete(download.index);
+    const digest = this.options.sha1(download.buffer);
+    const expected = this.options.pieceHashes[download.index] as Uint8Array;
+    if (!bytesEqual(digest, expected)) {
+      this.onCorruptChunk(download);
+      return;
+    }
+    this.writing.set(download.index, download);
+    this.effects.push({ kind: 'write-chunk', index: download.index, bytes: download.buffer });
+  }
+
+  /** A chunk failed its hash: every contributor is blamed; past the limit it is closed and not trusted. */
+  private onCorruptChunk(download: ChunkDownload): void {
+    this.stats.corruptChunks++;
+    this.activity({ kind: 'chunk-corrupt', chunk: download.index, from: download.lastSource });
+    for (const id of download.contributors) {
+      const conn = this.connections.get(id);
+      if (conn === undefined) continue;
+      const strikes = (this.corruptByPeer.get(conn.label) ?? 0) + 1;
+      this.corruptByPeer.set(conn.label, strikes);
+      if (strikes >= this.limits.maxCorruptChunks) {
+        this.untrusted.add(conn.label);
+        this.untrusted.add(conn.address);
+        this.closeConnection(conn, { code: 'corrupt-data', chunkIndex: download.index }, false);
+      }
+    }
+  }
+
+  // ---- downloading ---------------------------------------------------------------------------
+
+  /** Whether we would download chunk `index` from `conn` now, by topology and phase. */
+  private wouldDownload(conn: Connection, index: number): boolean {
+    if (!conn.isDownloadSource || !conn.remoteHave.has(index) || this.have.has(index)) return false;
+    if (this.phases === 'overlapped' || this.topology === 'star') return true;
+    if (conn.isOwner) {
+      if (conn.ownerShare?.has(index) === true) return true;
+      // Falling back to the owner: only for chunks no trading neighbour can give us.
+      return this.starving && !this.anyNeighbourHas(index);
+    }
+    if (this.phaseDoneCache === undefined) this.phaseDoneCache = this.ownerPhaseDone();
+    return this.phaseDoneCache;
+  }
+
+  private anyNeighbourHas(index: number): boolean {
+    for (const conn of this.connections.values()) {
+      if (!conn.isOwner && conn.isDownloadSource && conn.remoteHave.has(index)) return true;
+    }
+    return false;
+  }
+
+  /** Two-phase: a peer trades once it holds its owner share, or when no owner is connected. */
+  private ownerPhaseDone(): boolean {
+    for (const conn of this.connections.values()) {
+      if (!conn.isOwner || conn.state !== 'open') continue;
+      if (conn.ownerShare === undefined) return false;
+      for (const index of conn.ownerShare.indices()) if (!this.have.has(index)) return false;
+    }
+    return true;
+  }
+
+  private refreshInterest(): void {
+    for (const conn of this.connections.values()) if (conn.state === 'open') this.updateInterest(conn);
+  }
+
+  private updateInterest(conn: Connection): void {
+    if (conn.state !== 'open' || this.role === 'owner') return;
+    let wanted = false;
+    if (!this.have.complete) {
+      for (let i = 0; i < this.geometry.pieceCount && !wanted; i++) wanted = this.wouldDownload(conn, i);
+    }
+    if (wanted !== conn.amInterested) {
+      conn.amInterested = wanted;
+      this.send(conn, { type: wanted ? 'interested' : 'not-interested' });
+    }
+  }
+
+  private pumpAll(): void {
+    if (this.role === 'owner' || this.have.complete) return;
+    for (const conn of this.connections.values()) this.pump(conn);
+  }
+
+  /** Fills `conn`'s request pipeline. */
+  private pump(conn: Connection): void {
+    if (conn.state !== 'open' || this.role === 'owner' || this.have.complete) return;
+    if (!conn.amInterested) this.updateInterest(conn);
+    while (conn.outstanding.size < this.limits.maxOutstandingRequestsPerPeer) {
+      const next = this.nextBlock(conn);
+      if (next === undefined) break;
+      this.requestBlock(conn, next.download, next.block);
+    }
+  }
+
+  private canRequest(conn: Connection, index: number): boolean {
+    return !conn.peerChoking || conn.allowedFast.has(index);
+  }
+
+  /** The next block to ask `conn` for: finish started chunks first, then a new chunk, then endgame. */
+  private nextBlock(conn: Connection): { download: ChunkDownload; block: number } | undefined {
+    for (const download of this.downloads.values()) {
+      if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
+      const block = download.blockState.indexOf(0);
+      if (block >= 0) return { download, block };
+    }
+    const index = this.pickNewChunk(conn);
+    if (index !== undefined) return { download: this.startDownload(index, conn), block: 0 };
+    if (!this.endgame) return undefined;
+    return this.endgameBlock(conn);
+  }
+
+  private pickNewChunk(conn: Connection): number | undefined {
+    const candidates: number[] = [];
+    for (let i = 0; i < this.geometry.pieceCount; i++) {
+      if (this.downloads.has(i) || this.writing.has(i)) continue;
+      if (this.wouldDownload(conn, i) && this.canRequest(conn, i)) candidates.push(i);
+    }
+    return pickChunk(this.picker, candidates, this.availability, this.random);
+  }
+
+  private startDownload(index: number, conn: Connection): ChunkDownload {
+    const lengthBytes = chunkLength(this.geometry, index);
+    const download: ChunkDownload = {
+      index,
+      lengthBytes,
+      buffer: new Uint8Array(lengthBytes),
+      blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
+      blocksReceived: 0,
+      contributors: new Set(),
+      contributorIds: [],
+      requestedFrom: new Map(),
+      lastSource: conn.label,
+      lastSourceIsOwner: conn.isOwner,
+      announced: new Set(),
+    };
+    this.downloads.set(index, download);
+    return download;
+  }
+
+  /** Endgame: every missing block is already asked for; ask this peer too, for a block it was not asked. */
+  private endgameBlock(conn: Connection): { download: ChunkDownload; block: number } | undefined {
+    for (let i = 0; i < this.geometry.pieceCount; i++) {
+      if (!this.have.has(i) && !this.downloads.has(i) && !this.writing.has(i)) return undefined;
+    }
+    for (const download of this.downloads.values()) {
+      if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
+      for (let block = 0; block < download.blockState.length; block++) {
+        if (download.blockState[block] !== 1) continue;
+        const from = download.requestedFrom.get(block);
+        if (from !== undefined && !from.has(conn.id) && from.size < 2) return { download, block };
+      }
+    }
+    return undefined;
+  }
+
+  private requestBlock(conn: Connection, download: ChunkDownload, block: number): void {
+    const begin = block * BLOCK_LENGTH_BYTES;
+    const length = Math.min(BLOCK_LENGTH_BYTES, download.lengthBytes - begin);
+    download.blockState[block] = 1;
+    let from = download.requestedFrom.get(block);
+    if (from === undefined) {
+      from = new Set();
+      download.requestedFrom.set(block, from);
+    }
+    from.add(conn.id);
+    conn.outstanding.set(blockKey(download.index, begin), {
+      index: download.index,
+      begin,
+      length,
+      sentAtMs: this.nowMs,
+    });
+    if (!download.announced.has(conn.id)) {
+      download.announced.add(conn.id);
+      this.activity({ kind: 'request-sent', chunk: download.index, to: conn.label });
+    }
+    this.send(conn, { type: 'request', index: download.index, begin, length });
+  }
+
+  private expireRequests(conn: Connection): void {
+    let expired = false;
+    for (const [key, request] of conn.outstanding) {
+      if (this.nowMs - request.sentAtMs < this.limits.requestTimeoutMs) continue;
+      conn.outstanding.delete(key);
+      this.releaseBlock(conn, request);
+      this.send(conn, { type: 'cancel', index: request.index, begin: request.begin, length: request.length });
+      expired = true;
+    }
+    if (expired) this.pump(conn);
+  }
+
+  private totalOutstanding(): number {
+    let total = this.writing.size;
+    for (const conn of this.connections.values()) total += conn.outstanding.size;
+    return total;
+  }
+
+  // ---- owner shares --------------------------------------------------------------------------
+
+  /** A distinct share of the least-replicated chunks this peer lacks (BEP 16 style). */
+  private chooseShare(conn: Connection): number[] {
+    const candidates: number[] = [];
+    for (let i = 0; i < this.geometry.pieceCount; i++) {
+      if (!conn.remoteHave.has(i) && !conn.advertised.has(i)) candidates.push(i);
+    }
+    // Shuffle first so ties between equally replicated chunks fall at random, then a stable sort.
+    this.random.shuffle(candidates);
+    candidates.sort((a, b) => (this.replication[a] as number) - (this.replication[b] as number));
+    const share = candidates.slice(0, this.ownerShareChunks).sort((a, b) => a - b);
+    for (const index of share) this.replication[index] = (this.replication[index] as number) + 1;
+    return share;
+  }
+
+  /** Once a peer holds everything we showed it, show it the next share. */
+  private feedShare(conn: Connection): void {
+    if (conn.remoteHave.complete) return;
+    for (let i = 0; i < this.geometry.pieceCount; i++) {
+      if (conn.advertised.has(i) && !conn.remoteHave.has(i)) return;
+    }
+    for (const index of this.chooseShare(conn)) this.announce(conn, index);
+  }
+
+  // ---- sending -------------------------------------------------------------------------------
+
+  private send(conn: Connection, message: Message): void {
+    this.sendBytes(conn, encodeMessage(message));
+  }
+
+  private sendBytes(conn: Connection, bytes: Uint8Array): void {
+    conn.lastSentAtMs = this.nowMs;
+    this.effects.push({ kind: 'send', connection: conn.id, bytes });
+  }
+
+  private activity(event: ActivityEvent): void {
+    this.effects.push({ kind: 'activity', event });
+  }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const difference = (a[i] as number) - (b[i] as number);
+    if (difference !== 0) return difference;
+  }
+  return a.length - b.length;
+}

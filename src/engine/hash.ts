@@ -1,0 +1,19 @@
+/**
+ * Hashing is handed to the engine as a pure function, so the engine itself imports no platform
+ * module. Drivers pass `node:crypto`-backed implementations.
+ */
+export type Sha1 = (data: Uint8Array) => Uint8Array;
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const HEX = '0123456789abcdef';
+
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const byte of bytes) out += HEX[byte >> 4] + (HEX[byte & 15] as string);
+  return out;
+}

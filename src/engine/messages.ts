@@ -1,0 +1,73 @@
+/**
+ * The BitTorrent peer wire protocol as data: the handshake and every message of BEP 3 and BEP 6,
+ * plus the BEP 10 extension envelope. The codec (`codec.ts`) turns these into bytes and back.
+ */
+
+/** Message ids on the wire (BEP 3, BEP 5 port, BEP 6 fast extension, BEP 10 extended). */
+export const MessageId = {
+  choke: 0,
+  unchoke: 1,
+  interested: 2,
+  notInterested: 3,
+  have: 4,
+  bitfield: 5,
+  request: 6,
+  piece: 7,
+  cancel: 8,
+  port: 9,
+  suggest: 13,
+  haveAll: 14,
+  haveNone: 15,
+  reject: 16,
+  allowedFast: 17,
+  extended: 20,
+} as const;
+
+export const PROTOCOL_NAME = 'BitTorrent protocol';
+/** 1 + 19 + 8 + 20 + 20 bytes. */
+export const HANDSHAKE_LENGTH_BYTES = 68;
+/** Our requests are 16 KiB blocks; we serve requests of up to this many bytes. */
+export const BLOCK_LENGTH_BYTES = 16384;
+
+/** Reserved-byte flags we set and honour. */
+export const RESERVED_FAST_EXTENSION = { byteIndex: 7, mask: 0x04 } as const;
+export const RESERVED_EXTENSION_PROTOCOL = { byteIndex: 5, mask: 0x10 } as const;
+
+export interface Handshake {
+  readonly type: 'handshake';
+  /** 8 bytes. */
+  readonly reserved: Uint8Array;
+  /** 20 bytes. */
+  readonly infoHash: Uint8Array;
+  /** 20 bytes. */
+  readonly peerId: Uint8Array;
+}
+
+export interface BlockAddress {
+  /** Chunk (piece) index. */
+  readonly index: number;
+  /** Byte offset inside the chunk. */
+  readonly begin: number;
+  readonly length: number;
+}
+
+export type Message =
+  | { readonly type: 'keep-alive' }
+  | { readonly type: 'choke' }
+  | { readonly type: 'unchoke' }
+  | { readonly type: 'interested' }
+  | { readonly type: 'not-interested' }
+  | { readonly type: 'have'; readonly index: number }
+  | { readonly type: 'bitfield'; readonly bits: Uint8Array }
+  | ({ readonly type: 'request' } & BlockAddress)
+  | { readonly type: 'piece'; readonly index: number; readonly begin: number; readonly block: Uint8Array }
+  | ({ readonly type: 'cancel' } & BlockAddress)
+  | { readonly type: 'port'; readonly port: number }
+  | { readonly type: 'suggest'; readonly index: number }
+  | { readonly type: 'have-all' }
+  | { readonly type: 'have-none' }
+  | ({ readonly type: 'reject' } & BlockAddress)
+  | { readonly type: 'allowed-fast'; readonly index: number }
+  | { readonly type: 'extended'; readonly extendedId: number; readonly payload: Uint8Array };
+
+export type MessageType = Message['type'];

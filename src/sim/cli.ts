@@ -1,0 +1,101 @@
+/**
+ * `npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]`: one simulated run.
+ * Exit codes: 0 every peer finished with the file, 1 the run failed, 2 bad usage or scenario.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { formatSummary, replayCommand, toJson } from './report.ts';
+import { parseScenarioText } from './scenario.ts';
+import { runScenario } from './simulator.ts';
+
+const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]
+
+Runs a scenario in the deterministic simulator and prints every activity line with its virtual
+time, then a summary per peer. --json prints one JSON object instead; --quiet prints only the summary.`;
+
+function main(argv: string[]): number {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    process.stderr.write(`sim: ${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const path = positionals[0];
+  if (path === undefined || positionals.length > 1) {
+    process.stderr.write(`sim: expected one scenario file\n${USAGE}\n`);
+    return 2;
+  }
+  let seed: number | undefined;
+  if (values.seed !== undefined) {
+    seed = Number(values.seed);
+    if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed)) {
+      process.stderr.write(`sim: --seed must be a non-negative integer, got "${values.seed}"\n`);
+      return 2;
+    }
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    process.stderr.write(
+      `sim: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+    );
+    return 2;
+  }
+  const scenario = parseScenarioText(text);
+  if (!scenario.ok) {
+    for (const issue of scenario.issues)
+      process.stderr.write(`sim: ${path}: ${issue.path}: ${issue.message}\n`);
+    return 2;
+  }
+  const json = values.json === true;
+  const quiet = values.quiet === true;
+  const lines: string[] = [];
+  const flush = (): void => {
+    if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+    lines.length = 0;
+  };
+  const result = runScenario(scenario.scenario, {
+    ...(seed === undefined ? {} : { seed }),
+    ...(json || quiet
+      ? {}
+      : {
+          onLine: (line: string) => {
+            lines.push(line);
+            if (lines.length >= 1000) flush();
+          },
+        }),
+  });
+  flush();
+  if (json) process.stdout.write(`${JSON.stringify(toJson(result))}\n`);
+  else process.stdout.write(formatSummary(result));
+  if (result.failure !== undefined) {
+    process.stderr.write(
+      `sim: FAILED (${result.failure.kind}) at ${result.failure.atMs} ms: ${result.failure.message}\n` +
+        `replay: ${replayCommand(path, result.seed)}\n`,
+    );
+    return 1;
+  }
+  return 0;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+process.exitCode = main(process.argv.slice(2));

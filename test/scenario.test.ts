@@ -1,0 +1,96 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseScenario, planPeers } from '../src/sim/scenario.ts';
+
+const ring6 = JSON.parse(readFileSync('scenarios/ring6.json', 'utf8'));
+
+function issuesOf(value: unknown): string[] {
+  const result = parseScenario(value);
+  assert.not.ok(result.ok);
+  return result.ok ? [] : result.issues.map((issue) => `${issue.path}: ${issue.message}`);
+}
+
+test('every scenario in scenarios/ parses', () => {
+  assert.ok(parseScenario(ring6).ok);
+});
+
+test('a negative capacity is refused with its JSON path', () => {
+  const bad = structuredClone(ring6);
+  bad.peers[2].uploadBytesPerSecond = -5;
+  assert.ok(issuesOf(bad).some((issue) => issue.startsWith('$.peers[2].uploadBytesPerSecond')));
+});
+
+test('a ring neighbour naming no node is refused with its path', () => {
+  const bad = structuredClone(ring6);
+  bad.peers[1].downloadFrom = 'nobody';
+  assert.ok(issuesOf(bad).some((issue) => issue.startsWith('$.peers[1].downloadFrom: names no peer')));
+});
+
+test('an unknown topology is refused with its path', () => {
+  const bad = structuredClone(ring6);
+  bad.topology.kind = 'hypercube';
+  assert.ok(issuesOf(bad).some((issue) => issue.startsWith('$.topology.kind')));
+});
+
+test('unknown fields and duplicate ids are refused', () => {
+  const bad = structuredClone(ring6);
+  bad.peers[0].colour = 'red';
+  bad.peers[3].id = 'peer1';
+  const issues = issuesOf(bad);
+  assert.ok(issues.some((issue) => issue.startsWith('$.peers[0]')));
+  assert.ok(issues.some((issue) => issue.startsWith('$.peers[3].id: duplicate')));
+});
+
+test('ring neighbours default to the next peer; groups expand with distinct ids', () => {
+  const scenario = parseScenario({
+    seed: 1,
+    file: { sizeBytes: 600_000 },
+    topology: { kind: 'ring' },
+    owner: { uploadBytesPerSecond: 1000, downloadBytesPerSecond: 1000 },
+    peerGroups: [{ count: 3, uploadBytesPerSecond: 10, downloadBytesPerSecond: 10, joinSpreadMs: 100 }],
+  });
+  assert.ok(scenario.ok);
+  if (!scenario.ok) return;
+  const peers = planPeers(scenario.scenario);
+  assert.equal(
+    peers.map((peer) => [peer.id, peer.downloadFrom, peer.joinAtMs]),
+    [
+      ['p1', 'p2', 0],
+      ['p2', 'p3', 50],
+      ['p3', 'p1', 100],
+    ],
+  );
+});
+
+test('the sim command exits 2 with the field path, not a stack trace', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'swarm-scenario-'));
+  try {
+    const bad = structuredClone(ring6);
+    bad.owner.uploadBytesPerSecond = -1;
+    const path = join(dir, 'bad.json');
+    writeFileSync(path, JSON.stringify(bad));
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/sim/cli.ts', path], {
+      encoding: 'utf8',
+    });
+    assert.is(run.status, 2);
+    assert.match(run.stderr, '$.owner.uploadBytesPerSecond');
+    assert.not.match(run.stderr, /\n\s+at /);
+    const missing = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'src/sim/cli.ts', join(dir, 'nope.json')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.is(missing.status, 2);
+    assert.match(missing.stderr, 'ENOENT');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
