@@ -100,7 +100,13 @@ export type Effect =
       readonly begin: number;
       readonly length: number;
     }
-  | { readonly kind: 'write-chunk'; readonly index: number; readonly bytes: Uint8Array }
+  | {
+      readonly kind: 'write-chunk';
+      readonly index: number;
+      readonly bytes: Uint8Array;
+      /** The chunk came from the owner (kept in the summary file). */
+      readonly fromOwner: boolean;
+    }
   | { readonly kind: 'activity'; readonly event: ActivityEvent }
   | { readonly kind: 'complete' };
 
@@ -454,7 +460,8 @@ export class Engine {
     });
     for (const conn of this.connections.values()) {
       if (conn.state !== 'open') continue;
-      if (!conn.remoteHave.has(index)) this.announce(conn, index);
+      // Sent even to peers that hold the chunk: an owner handing out shares learns progress this way.
+      this.announce(conn, index);
     }
     if (this.have.complete && this.writing.size === 0 && !this.completeAnnounced) {
       this.completeAnnounced = true;
@@ -1053,7 +1060,12 @@ export class Engine {
       return;
     }
     this.writing.set(download.index, download);
-    this.effects.push({ kind: 'write-chunk', index: download.index, bytes: download.buffer });
+    this.effects.push({
+      kind: 'write-chunk',
+      index: download.index,
+      bytes: download.buffer,
+      fromOwner: download.lastSourceIsOwner,
+    });
   }
 
   /** A chunk failed its hash: every contributor is blamed; past the limit it is closed and not trusted. */

@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// Runs the TypeScript CLI through tsx's loader, so `npx swarm` works in the repository.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../src/transport/cli.ts');

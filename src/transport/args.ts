@@ -1,0 +1,94 @@
+/**
+ * Command-line parsing shared by the `swarm` commands: usage texts and strict value parsers that
+ * turn bad input into a `UsageFailure` (one clear line, exit code 2).
+ */
+
+export class UsageFailure extends Error {
+  override readonly name = 'UsageFailure';
+}
+
+export const MAIN_USAGE = `usage: swarm <command> [options]
+
+commands:
+  owner   seed a file: cut it into chunks, serve peers, act as the swarm's tracker
+  peer    download a file from an owner and trade chunks with neighbours
+
+Run "swarm <command> --help" for the options of each.`;
+
+export const OWNER_USAGE = `usage: swarm owner --file F [--port P] [--host H] [--torrent T] [--dir D]
+                   [--chunk-size BYTES] [--peers N] [--advertise shares|all] [--json|--quiet]
+
+  --file F          the file to share (at least 5 bytes)
+  --port P          TCP port for peers and the HTTP tracker (default 6881; 0 picks a free one)
+  --host H          address to listen on (default 127.0.0.1)
+  --torrent T       where to write the .torrent (default F.torrent)
+  --dir D           where to keep the chunk files (default F.chunks)
+  --chunk-size N    chunk size in bytes (default 102400, smaller for small files)
+  --peers N         expected peers: each gets a share of about chunks/N (default 5)
+  --advertise M     "shares" hands each peer a distinct share first (default); "all" offers everything
+  --connect H:P     also dial this peer (repeatable)
+  --announce-interval S  tracker re-announce interval in seconds (default 2)
+  --json            one JSON object per line; --quiet: errors only`;
+
+export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--download-from HOST:PORT] [--dir D] [--id N]
+       swarm peer <ownerPort> <ownPort> <downloadNeighbourPort>
+
+  --owner H:P          the owner (its tracker hands out the torrent and ring neighbours)
+  --port P             port to serve chunks on (default 0: any free port)
+  --host H             address to listen on (default 127.0.0.1)
+  --download-from H:P  ring: the download neighbour (default: assigned by the owner in join order)
+  --dir D              where to keep chunks (default Peer<id>Dir)
+  --id N               this peer's id (default: its port, or a random number)
+  --topology T         ring (default), mesh, full or star
+  --degree K           mesh: how many neighbours (default 4)
+  --picker P           random (default) or rarest-first
+  --phases M           two-phase (default) or overlapped
+  --exit-when-done     exit once the file is complete and verified (default: keep seeding)
+  --retries N          how often to retry an unreachable owner (default 6)
+  --json               one JSON object per line; --quiet: errors only`;
+
+/** HOST:PORT, or a bare port meaning 127.0.0.1. */
+export function parseAddress(text: string, what: string): { host: string; port: number } {
+  const match = /^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (match === null || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageFailure(`${what}: "${text}" is not HOST:PORT with a port from 1 to 65535`);
+  }
+  return { host: match[1] ?? '127.0.0.1', port };
+}
+
+export function parsePort(text: string | undefined, what: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const port = Number(text);
+  if (!/^\d{1,5}$/.test(text) || port > 65535)
+    throw new UsageFailure(`${what}: "${text}" is not a port from 0 to 65535`);
+  return port;
+}
+
+export function parseCount(
+  text: string | undefined,
+  what: string,
+  fallback: number,
+  min = 1,
+  max = 1_000_000,
+): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new UsageFailure(`${what}: "${text}" is not a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function parseChoice<T extends string>(
+  text: string | undefined,
+  what: string,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  if (text === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(text)) {
+    throw new UsageFailure(`${what}: "${text}" is not one of ${choices.join(', ')}`);
+  }
+  return text as T;
+}

@@ -1,0 +1,158 @@
+/**
+ * The `swarm` command: `swarm owner …` seeds a file; `swarm peer …` downloads it and trades.
+ * Exit codes: 0 done, 1 failure (unreachable owner, disk), 2 bad usage.
+ */
+import { randomInt } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import {
+  MAIN_USAGE,
+  OWNER_USAGE,
+  PEER_USAGE,
+  parseAddress,
+  parseChoice,
+  parseCount,
+  parsePort,
+  UsageFailure,
+} from './args.ts';
+import { runOwner, runPeer } from './node.ts';
+
+const common = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  dir: { type: 'string' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'owner') {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          ...common,
+          file: { type: 'string' },
+          torrent: { type: 'string' },
+          'chunk-size': { type: 'string' },
+          peers: { type: 'string' },
+          advertise: { type: 'string' },
+          connect: { type: 'string', multiple: true },
+          'announce-interval': { type: 'string' },
+        },
+      });
+      if (values.help === true) return help(OWNER_USAGE);
+      if (values.file === undefined) throw new UsageFailure('owner: --file is required');
+      return await runOwner({
+        file: values.file,
+        host: values.host ?? '127.0.0.1',
+        port: parsePort(values.port, '--port', 6881),
+        torrentPath: values.torrent,
+        dir: values.dir,
+        chunkSizeBytes:
+          values['chunk-size'] === undefined
+            ? undefined
+            : parseCount(values['chunk-size'], '--chunk-size', 0),
+        expectedPeers: parseCount(values.peers, '--peers', 5, 1, 100_000),
+        advertising: parseChoice(values.advertise, '--advertise', ['shares', 'all'] as const, 'shares'),
+        connect: (values.connect ?? []).map((text) => parseAddress(text, '--connect')),
+        announceIntervalSeconds: parseCount(values['announce-interval'], '--announce-interval', 2, 1, 3600),
+        output: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'human',
+      });
+    }
+    if (command === 'peer') {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          ...common,
+          owner: { type: 'string' },
+          'download-from': { type: 'string' },
+          id: { type: 'string' },
+          topology: { type: 'string' },
+          degree: { type: 'string' },
+          picker: { type: 'string' },
+          phases: { type: 'string' },
+          'exit-when-done': { type: 'boolean' },
+          retries: { type: 'string' },
+        },
+      });
+      if (values.help === true) return help(PEER_USAGE);
+      let owner = values.owner === undefined ? undefined : parseAddress(values.owner, '--owner');
+      let port = parsePort(values.port, '--port', 0);
+      let downloadFrom =
+        values['download-from'] === undefined
+          ? undefined
+          : parseAddress(values['download-from'], '--download-from');
+      if (positionals.length > 0) {
+        // The original form: owner port, own port, download neighbour port.
+        if (positionals.length !== 3 || owner !== undefined) {
+          throw new UsageFailure(
+            'peer: the positional form is "swarm peer <ownerPort> <ownPort> <downloadNeighbourPort>"',
+          );
+        }
+        owner = parseAddress(positionals[0] as string, 'owner port');
+        port = parsePort(positionals[1], 'own port', 0);
+        downloadFrom = parseAddress(positionals[2] as string, 'download neighbour port');
+      }
+      if (owner === undefined) throw new UsageFailure('peer: --owner HOST:PORT is required');
+      const id =
+        values.id === undefined ? (port !== 0 ? String(port) : String(randomInt(1000, 10_000))) : values.id;
+      if (!/^[A-Za-z0-9_-]{1,12}$/.test(id))
+        throw new UsageFailure(`--id: "${id}" must be 1 to 12 letters or digits`);
+      return await runPeer({
+        owner,
+        host: values.host ?? '127.0.0.1',
+        port,
+        downloadFrom,
+        id,
+        dir: values.dir ?? `Peer${id}Dir`,
+        topology: parseChoice(
+          values.topology,
+          '--topology',
+          ['ring', 'mesh', 'full', 'star'] as const,
+          'ring',
+        ),
+        degree: parseCount(values.degree, '--degree', 4, 1, 100),
+        picker: parseChoice(values.picker, '--picker', ['random', 'rarest-first'] as const, 'random'),
+        phases: parseChoice(values.phases, '--phases', ['two-phase', 'overlapped'] as const, 'two-phase'),
+        exitWhenDone: values['exit-when-done'] === true,
+        retries: parseCount(values.retries, '--retries', 6, 0, 100),
+        output: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'human',
+      });
+    }
+    if (command === '--help' || command === '-h' || command === 'help') return help(MAIN_USAGE);
+    throw new UsageFailure(command === undefined ? 'a command is required' : `unknown command "${command}"`);
+  } catch (error) {
+    if (error instanceof UsageFailure || isParseArgsError(error)) {
+      process.stderr.write(
+        `swarm: ${(error as Error).message}\n(run "swarm ${command === 'owner' || command === 'peer' ? `${command} ` : ''}--help" for usage)\n`,
+      );
+      return 2;
+    }
+    throw error;
+  }
+}
+
+function help(text: string): number {
+  process.stdout.write(`${text}\n`);
+  return 0;
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return error instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(
+      `swarm: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

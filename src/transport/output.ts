@@ -1,0 +1,85 @@
+/**
+ * What a running node prints: activity lines (the simulator's format), a progress bar on a TTY,
+ * JSON lines with `--json`, or almost nothing with `--quiet`. Errors always go to stderr as one line.
+ */
+import { type ActivityEvent, formatActivityLine } from '../engine/activity.ts';
+
+export type OutputMode = 'human' | 'json' | 'quiet';
+
+export class Reporter {
+  private lastBarAtMs = -1;
+  private barShown = false;
+
+  constructor(
+    readonly mode: OutputMode,
+    readonly node: string,
+    private readonly out: NodeJS.WriteStream = process.stdout,
+    private readonly tty: boolean = out.isTTY === true,
+  ) {}
+
+  /** One machine-readable event (JSON mode only). */
+  event(fields: Record<string, unknown>): void {
+    if (this.mode === 'json') this.out.write(`${JSON.stringify({ node: this.node, ...fields })}\n`);
+  }
+
+  activity(event: ActivityEvent, elapsedMs: number): void {
+    if (this.mode === 'json') {
+      this.event({
+        event: 'activity',
+        kind: event.kind,
+        atMs: elapsedMs,
+        line: formatActivityLine(elapsedMs, this.node, event),
+      });
+      return;
+    }
+    if (this.mode === 'human' && !this.tty)
+      this.out.write(`${formatActivityLine(elapsedMs, this.node, event)}\n`);
+  }
+
+  /** A progress bar, redrawn at most ten times a second (TTY, human mode only). */
+  progress(done: number, total: number, nowMs: number, detail = ''): void {
+    if (this.mode !== 'human' || !this.tty) return;
+    if (done < total && this.lastBarAtMs >= 0 && nowMs - this.lastBarAtMs < 100) return;
+    this.lastBarAtMs = nowMs;
+    const width = 30;
+    const filled = total === 0 ? width : Math.round((done / total) * width);
+    const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+    this.out.write(`\r${this.node} [${bar}] ${done}/${total} chunks ${detail}\x1b[K`);
+    this.barShown = true;
+    if (done === total) this.endBar();
+  }
+
+  info(message: string): void {
+    if (this.mode === 'json') this.event({ event: 'info', message });
+    else if (this.mode === 'human') {
+      this.endBar();
+      this.out.write(`${message}\n`);
+    }
+  }
+
+  error(message: string): void {
+    this.endBar();
+    if (this.mode === 'json') this.event({ event: 'error', message });
+    process.stderr.write(`swarm: ${message}\n`);
+  }
+
+  private endBar(): void {
+    if (!this.barShown) return;
+    this.barShown = false;
+    this.out.write('\n');
+  }
+}
+
+/** A fixed-width table: first column left-aligned, the rest right-aligned. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, column) =>
+        column === 0 ? cell.padEnd(widths[column] as number) : cell.padStart(widths[column] as number),
+      )
+      .join('  ');
+  return [line(header), ...rows.map(line)].join('\n');
+}

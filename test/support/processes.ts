@@ -1,0 +1,71 @@
+/**
+ * Test helpers for real processes on 127.0.0.1: temp folders, sample files, and a registry that
+ * stops every process a test started, whatever happens.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Random } from '../../src/engine/random.ts';
+import { type EventLine, killProcess, type SwarmProcess, spawnSwarm } from '../../src/transport/processes.ts';
+
+export class Workspace {
+  readonly dir = mkdtempSync(join(tmpdir(), 'swarm-test-'));
+  private readonly processes: SwarmProcess[] = [];
+
+  file(name: string, sizeBytes: number, seed = 1): string {
+    const path = join(this.dir, name);
+    writeFileSync(path, new Random(seed).bytes(sizeBytes));
+    return path;
+  }
+
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  spawn(args: readonly string[], onLine?: (line: EventLine) => void, json = true): SwarmProcess {
+    const process_ = spawnSwarm(args, onLine, json);
+    this.processes.push(process_);
+    return process_;
+  }
+
+  /** Starts an owner on a free port and resolves with its port once it listens. */
+  async owner(file: string, extra: readonly string[] = []): Promise<{ process: SwarmProcess; port: number }> {
+    const process_ = this.spawn([
+      'owner',
+      '--file',
+      file,
+      '--port',
+      '0',
+      '--dir',
+      this.path('OwnerDir'),
+      ...extra,
+    ]);
+    const listening = await process_.waitFor((line) => line.event === 'listening');
+    return { process: process_, port: Number(listening.port) };
+  }
+
+  peer(ownerPort: number, id: string, extra: readonly string[] = []): SwarmProcess {
+    return this.spawn([
+      'peer',
+      '--owner',
+      `127.0.0.1:${ownerPort}`,
+      '--port',
+      '0',
+      '--id',
+      id,
+      '--dir',
+      this.path(`Peer${id}Dir`),
+      ...extra,
+    ]);
+  }
+
+  /** Kills every process still running and removes the folder. */
+  async close(): Promise<void> {
+    await Promise.all(this.processes.map((process_) => killProcess(process_)));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function countEvents(process_: SwarmProcess, kind: string): number {
+  return process_.lines.filter((line) => line.event === 'activity' && line.kind === kind).length;
+}
