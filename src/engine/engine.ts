@@ -25,6 +25,13 @@ export type OwnerAdvertising = 'all' | 'shares';
 /** How a remote address we were told about relates to us. */
 export type PeerRole = 'owner' | 'download-neighbour' | 'neighbour';
 
+export interface PeerAddress {
+  readonly address: string;
+  readonly role: PeerRole;
+  /** Dial (and redial) even when we need nothing from it: a seeder reaching out to a client. */
+  readonly dialAlways?: boolean;
+}
+
 export interface EngineLimits {
   readonly maxConnections: number;
   /** Blocks we ask one peer for at a time. */
@@ -184,6 +191,7 @@ interface ChunkDownload {
 interface KnownPeer {
   readonly address: string;
   role: PeerRole;
+  dialAlways: boolean;
   connection: ConnectionId | undefined;
   failures: number;
   nextAttemptAtMs: number;
@@ -315,7 +323,7 @@ export class Engine {
    * Tells the engine about remote addresses. A `download-neighbour` replaces any earlier one (a ring
    * neighbour that moved); the engine dials the addresses it needs and redials them with backoff.
    */
-  handlePeers(nowMs: number, peers: readonly { address: string; role: PeerRole }[]): void {
+  handlePeers(nowMs: number, peers: readonly PeerAddress[]): void {
     this.advance(nowMs);
     for (const peer of peers) {
       if (peer.role === 'download-neighbour') {
@@ -332,6 +340,7 @@ export class Engine {
       const existing = this.known.get(peer.address);
       if (existing !== undefined) {
         existing.role = peer.role;
+        existing.dialAlways ||= peer.dialAlways === true;
         existing.failures = 0;
         existing.nextAttemptAtMs = nowMs;
         const connection =
@@ -341,6 +350,7 @@ export class Engine {
         this.known.set(peer.address, {
           address: peer.address,
           role: peer.role,
+          dialAlways: peer.dialAlways === true,
           connection: undefined,
           failures: 0,
           nextAttemptAtMs: nowMs,
@@ -558,6 +568,8 @@ export class Engine {
 
   private shouldDial(peer: KnownPeer): boolean {
     if (this.stopped || peer.connection !== undefined || this.untrusted.has(peer.address)) return false;
+    // Peers we were asked to reach (a client that never dials out) are dialled even by a seeder.
+    if (peer.dialAlways) return true;
     // A complete peer only serves; it redials nobody.
     if (this.role === 'owner' || this.have.complete) return false;
     if (this.topology === 'star') return peer.role === 'owner';

@@ -10,7 +10,7 @@ import {
 } from 'node:http';
 import { connect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import type { ActivityEvent } from '../engine/activity.ts';
-import type { Effect, Engine, PeerRole } from '../engine/engine.ts';
+import type { Effect, Engine, PeerAddress } from '../engine/engine.ts';
 
 /** What the driver needs from the disk. */
 export interface BlockStorage {
@@ -84,7 +84,7 @@ export class SocketDriver {
     });
   }
 
-  addPeers(peers: readonly { address: string; role: PeerRole }[]): void {
+  addPeers(peers: readonly PeerAddress[]): void {
     if (this.stopped) return;
     this.engine.handlePeers(this.now(), peers);
     this.flush();

@@ -178,7 +178,11 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
   reporter.info(`owner: ${magnetLink(torrent.metainfo)}`);
   if (options.connect.length > 0) {
     driver.addPeers(
-      options.connect.map((address) => ({ address: formatAddress(address), role: 'neighbour' as const })),
+      options.connect.map((address) => ({
+        address: formatAddress(address),
+        role: 'neighbour' as const,
+        dialAlways: true,
+      })),
     );
   }
   const signal = await untilSignal();
