@@ -9,8 +9,15 @@ import { Bitfield } from './bitfield.ts';
 import { chunkLength, type Geometry } from './chunking.ts';
 import { encodeHandshake, encodeMessage, encodePieceHeader, WireDecoder } from './codec.ts';
 import { type CloseReason, describeCloseReason, UsageError, type WireError, wireError } from './errors.ts';
+import { ExtensionSession } from './extension.ts';
 import { bytesEqual, type Sha1 } from './hash.ts';
-import { BLOCK_LENGTH_BYTES, type Handshake, type Message, RESERVED_FAST_EXTENSION } from './messages.ts';
+import {
+  BLOCK_LENGTH_BYTES,
+  type Handshake,
+  type Message,
+  RESERVED_EXTENSION_PROTOCOL,
+  RESERVED_FAST_EXTENSION,
+} from './messages.ts';
 import { peerLabel } from './peer-id.ts';
 import { type PickerKind, pickChunk } from './picker.ts';
 import type { Random } from './random.ts';
@@ -40,6 +47,11 @@ export interface EngineLimits {
   readonly maxQueuedRequestsFromPeer: number;
   /** Block reads we have asked the driver for on behalf of one peer; the driver's backpressure. */
   readonly maxReadsInFlightPerPeer: number;
+  /**
+   * Block reads in flight for all peers together. Few, so the engine, not the socket buffers,
+   * decides the upload order: finish a chunk a peer has started, else the oldest request.
+   */
+  readonly maxReadsInFlight: number;
   /** Bad requests (chunks we lack, out of range) tolerated before we close. */
   readonly maxInvalidRequests: number;
   /** Chunk verification failures attributed to a peer before we stop trusting it. */
@@ -53,6 +65,15 @@ export interface EngineLimits {
   readonly reconnectBaseMs: number;
   readonly reconnectMaxMs: number;
   readonly tickMs: number;
+  /** In endgame, how many peers one block may be asked from at once. */
+  readonly endgameDuplicates: number;
+  /**
+   * Requests kept in flight to a peer cover this much time at the rate it delivers (plus two), so
+   * requests do not pile up in a busy peer's queue where the last chunks would wait behind others.
+   */
+  readonly requestQueueMs: number;
+  /** The fewest requests kept in flight to a peer, before its rate is known and after. */
+  readonly minOutstandingRequestsPerPeer: number;
 }
 
 export const DEFAULT_LIMITS: EngineLimits = {
@@ -60,6 +81,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   maxOutstandingRequestsPerPeer: 32,
   maxQueuedRequestsFromPeer: 256,
   maxReadsInFlightPerPeer: 8,
+  maxReadsInFlight: 8,
   maxInvalidRequests: 32,
   maxCorruptChunks: 1,
   handshakeTimeoutMs: 10_000,
@@ -70,6 +92,9 @@ export const DEFAULT_LIMITS: EngineLimits = {
   reconnectBaseMs: 250,
   reconnectMaxMs: 8_000,
   tickMs: 250,
+  endgameDuplicates: 2,
+  requestQueueMs: 500,
+  minOutstandingRequestsPerPeer: 4,
 };
 
 export interface EngineOptions {
@@ -81,6 +106,8 @@ export interface EngineOptions {
   readonly pieceHashes: readonly Uint8Array[];
   readonly geometry: Geometry;
   readonly sha1: Sha1;
+  /** Where chunk buffers come from (a driver may pool them); a fresh zeroed array by default. */
+  readonly allocateChunk?: (lengthBytes: number) => Uint8Array;
   readonly random: Random;
   /** Chunks already verified on disk. The owner starts with all of them. */
   readonly have?: Bitfield;
@@ -91,9 +118,17 @@ export interface EngineOptions {
   readonly phases?: PhaseMode;
   readonly endgame?: boolean;
   readonly ownerAdvertising?: OwnerAdvertising;
-  /** Chunks in each share the owner hands out. */
+  /** Chunks in each share the owner hands out; also what a peer receives per turn in an upload slot. */
   readonly ownerShareChunks?: number;
+  /**
+   * How many peers we upload to at once; the rest wait in line, and a turn ends after a share's
+   * worth of bytes. Unlimited by default: the upload order (a started chunk first, then the oldest
+   * request) already lets a new chunk reach one peer at full speed.
+   */
+  readonly uploadSlots?: number;
   readonly limits?: Partial<EngineLimits>;
+  /** BEP 9 (extension.ts): the torrent's bencoded info dictionary, served to magnet-link clients. */
+  readonly metadata?: Uint8Array;
 }
 
 export type Effect =
@@ -132,6 +167,11 @@ interface Request {
   readonly length: number;
 }
 
+interface QueuedRequest extends Request {
+  /** Arrival order across all peers. */
+  readonly sequence: number;
+}
+
 interface OutstandingRequest extends Request {
   readonly sentAtMs: number;
 }
@@ -164,11 +204,16 @@ interface Connection {
   ownerShare: Bitfield | undefined;
   readonly allowedFast: Set<number>;
   readonly outstanding: Map<string, OutstandingRequest>;
-  readonly queued: Request[];
+  readonly queued: QueuedRequest[];
   readonly readsInFlight: Map<string, Request>;
   /** Chunk -> bytes served of it in the current round, for the chunk-sent event. */
   readonly serving: Map<number, number>;
   invalidRequests: number;
+  servedSinceUnchokeBytes: number;
+  /** Download rate from this peer: bytes since the last sample, and a moving average. */
+  receivedSinceSampleBytes: number;
+  lastSampleAtMs: number;
+  downloadBytesPerSecond: number;
 }
 
 interface ChunkDownload {
@@ -200,6 +245,8 @@ interface KnownPeer {
 const FAST_EXTENSION_RESERVED = (() => {
   const reserved = new Uint8Array(8);
   reserved[RESERVED_FAST_EXTENSION.byteIndex] = RESERVED_FAST_EXTENSION.mask;
+  // BEP 10: we speak the extension protocol too (extension.ts).
+  reserved[RESERVED_EXTENSION_PROTOCOL.byteIndex] = RESERVED_EXTENSION_PROTOCOL.mask;
   return reserved;
 })();
 
@@ -230,6 +277,8 @@ export class Engine {
   private readonly replication: Uint16Array;
   private readonly untrusted = new Set<string>();
   private readonly corruptByPeer = new Map<string, number>();
+  /** BEP 10 / BEP 9 (extension.ts): extension handshakes and ut_metadata, per connection. */
+  private readonly extensions: ExtensionSession;
   private effects: Effect[] = [];
   private nextOutboundId = 1;
   private nowMs = 0;
@@ -238,6 +287,15 @@ export class Engine {
   /** Whether two-phase trading may start; undefined when it must be worked out again. */
   private phaseDoneCache: boolean | undefined;
   private completeAnnounced = false;
+  /** Peers we upload to at once; the rest wait in line (the owner's slots; unlimited for peers). */
+  private readonly uploadSlots: number;
+  /** Bytes a peer receives before its slot passes to the next in line. */
+  private readonly slotBytes: number;
+  private unchokedCount = 0;
+  /** Block reads asked of the driver and not yet answered, over all connections. */
+  private readsInFlight = 0;
+  private nextRequestSequence = 0;
+  private readonly waitingForSlot: ConnectionId[] = [];
   private stopped = false;
   private nextTickAtMs: number | undefined;
   private stats = { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0, corruptChunks: 0 };
@@ -267,8 +325,14 @@ export class Engine {
     this.endgame = options.endgame ?? true;
     this.ownerAdvertising = options.ownerAdvertising ?? 'shares';
     this.ownerShareChunks = Math.max(1, options.ownerShareChunks ?? Math.ceil(geometry.pieceCount / 5));
+    this.uploadSlots = options.uploadSlots ?? Number.POSITIVE_INFINITY;
+    this.slotBytes = Math.max(1, this.ownerShareChunks) * geometry.pieceLengthBytes;
     this.availability = new Uint16Array(geometry.pieceCount);
     this.replication = new Uint16Array(geometry.pieceCount);
+    this.extensions = new ExtensionSession({
+      requestQueue: this.limits.maxQueuedRequestsFromPeer,
+      metadata: options.metadata,
+    });
   }
 
   // ---- getters -------------------------------------------------------------------------------
@@ -429,16 +493,17 @@ export class Engine {
     const key = blockKey(index, begin);
     const request = conn.readsInFlight.get(key);
     if (request === undefined) {
-      this.serveQueued(conn);
+      this.serveQueued();
       return;
     }
     conn.readsInFlight.delete(key);
-    if (bytes === undefined || bytes.length !== request.length) {
+    this.readsInFlight--;
+    if (bytes === undefined || bytes.length !== request.length || conn.amChoking) {
       if (conn.fastExtension) this.send(conn, { type: 'reject', ...request });
     } else {
       this.sendPiece(conn, request, bytes);
     }
-    this.serveQueued(conn);
+    this.serveQueued();
   }
 
   /** The driver stored (or failed to store) a verified chunk. */
@@ -498,6 +563,7 @@ export class Engine {
         this.closeConnection(conn, { code: 'idle-timeout' });
         continue;
       }
+      this.sampleRate(conn);
       this.expireRequests(conn);
       if (nowMs - conn.lastSentAtMs >= this.limits.keepAliveIntervalMs)
         this.send(conn, { type: 'keep-alive' });
@@ -623,6 +689,10 @@ export class Engine {
       readsInFlight: new Map(),
       serving: new Map(),
       invalidRequests: 0,
+      servedSinceUnchokeBytes: 0,
+      receivedSinceSampleBytes: 0,
+      lastSampleAtMs: this.nowMs,
+      downloadBytesPerSecond: 0,
     };
     this.connections.set(id, conn);
     this.classify(conn);
@@ -691,6 +761,11 @@ export class Engine {
     }
     this.activity({ kind: 'connected', peer: conn.label, direction: conn.direction });
     this.sendInitialList(conn);
+    // With no upload slots to ration, unchoke at once: the peer's first request saves a round trip.
+    if (!Number.isFinite(this.uploadSlots) && this.have.count > 0) this.unchoke(conn);
+    // BEP 10: our extension handshake, when the remote speaks the extension protocol.
+    const extensionHandshake = this.extensions.open(conn, handshake.reserved);
+    if (extensionHandshake !== undefined) this.send(conn, extensionHandshake);
     this.updateInterest(conn);
   }
 
@@ -767,6 +842,14 @@ export class Engine {
 
   private forget(conn: Connection, reason: string, redial: boolean): void {
     if (!this.connections.delete(conn.id)) return;
+    // Its reads may still come back from the driver; they no longer count.
+    this.readsInFlight -= conn.readsInFlight.size;
+    conn.readsInFlight.clear();
+    this.serveQueued();
+    if (!conn.amChoking) this.unchokedCount--;
+    const waiting = this.waitingForSlot.indexOf(conn.id);
+    if (waiting >= 0) this.waitingForSlot.splice(waiting, 1);
+    this.fillSlots();
     if (conn.state === 'open') this.activity({ kind: 'disconnected', peer: conn.label, reason });
     for (let i = 0; i < this.geometry.pieceCount; i++) {
       if (conn.remoteHave.has(i)) {
@@ -820,8 +903,14 @@ export class Engine {
       case 'keep-alive':
       case 'port':
       case 'suggest':
-      case 'extended':
         return;
+      case 'extended': {
+        // BEP 10 / BEP 9 (extension.ts): handshakes are recorded, metadata requests answered.
+        const outcome = this.extensions.receive(conn, message.extendedId, message.payload);
+        if (!outcome.ok) this.closeConnection(conn, { code: 'protocol', error: outcome.error });
+        else for (const reply of outcome.replies) this.send(conn, reply);
+        return;
+      }
       case 'choke':
         conn.peerChoking = true;
         // Without BEP 6 a choke silently drops our requests; with it, rejects will follow.
@@ -833,13 +922,12 @@ export class Engine {
         return;
       case 'interested':
         conn.peerInterested = true;
-        if (conn.amChoking) {
-          conn.amChoking = false;
-          this.send(conn, { type: 'unchoke' });
-        }
+        this.offerSlot(conn);
         return;
       case 'not-interested':
         conn.peerInterested = false;
+        if (Number.isFinite(this.uploadSlots) && !conn.amChoking) this.choke(conn);
+        this.fillSlots();
         return;
       case 'have':
         this.onHave(conn, message.index);
@@ -980,8 +1068,13 @@ export class Engine {
       refuse();
       return;
     }
-    conn.queued.push({ index: request.index, begin: request.begin, length: request.length });
-    this.serveQueued(conn);
+    conn.queued.push({
+      index: request.index,
+      begin: request.begin,
+      length: request.length,
+      sequence: this.nextRequestSequence++,
+    });
+    this.serveQueued();
   }
 
   private onCancel(conn: Connection, request: Request): void {
@@ -998,20 +1091,55 @@ export class Engine {
     // A read already in flight is answered with the piece when it arrives.
   }
 
-  private serveQueued(conn: Connection): void {
-    while (conn.queued.length > 0 && conn.readsInFlight.size < this.limits.maxReadsInFlightPerPeer) {
-      const request = conn.queued.shift() as Request;
+  /** Starts block reads, in upload order, while there is room. */
+  private serveQueued(): void {
+    while (this.readsInFlight < this.limits.maxReadsInFlight) {
+      const conn = this.nextUpload();
+      if (conn === undefined) return;
+      const request = conn.queued.shift() as QueuedRequest;
       const key = blockKey(request.index, request.begin);
       if (conn.readsInFlight.has(key)) continue;
       conn.readsInFlight.set(key, request);
-      this.effects.push({ kind: 'read-block', connection: conn.id, ...request });
+      this.readsInFlight++;
+      this.effects.push({
+        kind: 'read-block',
+        connection: conn.id,
+        index: request.index,
+        begin: request.begin,
+        length: request.length,
+      });
     }
+  }
+
+  /** The peer to upload to next: one whose chunk is under way first, then the oldest request. */
+  private nextUpload(): Connection | undefined {
+    let best: Connection | undefined;
+    let bestContinues = false;
+    let bestSequence = Number.POSITIVE_INFINITY;
+    for (const conn of this.connections.values()) {
+      const head = conn.queued[0];
+      if (
+        head === undefined ||
+        conn.amChoking ||
+        conn.readsInFlight.size >= this.limits.maxReadsInFlightPerPeer
+      ) {
+        continue;
+      }
+      const continues = (conn.serving.get(head.index) ?? 0) > 0;
+      if ((continues && !bestContinues) || (continues === bestContinues && head.sequence < bestSequence)) {
+        best = conn;
+        bestContinues = continues;
+        bestSequence = head.sequence;
+      }
+    }
+    return best;
   }
 
   private sendPiece(conn: Connection, request: Request, block: Uint8Array): void {
     this.sendBytes(conn, encodePieceHeader(request.index, request.begin, block.length));
     this.sendBytes(conn, block);
     this.stats.bytesUp += block.length;
+    conn.servedSinceUnchokeBytes += block.length;
     const served = (conn.serving.get(request.index) ?? 0) + block.length;
     const total = chunkLength(this.geometry, request.index);
     if (served >= total) {
@@ -1019,6 +1147,48 @@ export class Engine {
       this.activity({ kind: 'chunk-sent', chunk: request.index, to: conn.label, bytes: total });
     } else if (conn.serving.has(request.index)) {
       conn.serving.set(request.index, served);
+    }
+    if (conn.servedSinceUnchokeBytes >= this.slotBytes && this.waitingForSlot.length > 0) {
+      // Its turn is over: the slot goes to the peer that has waited longest.
+      this.choke(conn);
+      this.waitingForSlot.push(conn.id);
+      this.fillSlots();
+    }
+  }
+
+  // ---- upload slots --------------------------------------------------------------------------
+
+  /** An interested peer gets a slot if one is free, else waits in line. */
+  private offerSlot(conn: Connection): void {
+    if (!conn.amChoking || conn.state !== 'open') return;
+    if (this.unchokedCount < this.uploadSlots) {
+      this.unchoke(conn);
+    } else if (!this.waitingForSlot.includes(conn.id)) {
+      this.waitingForSlot.push(conn.id);
+    }
+  }
+
+  private fillSlots(): void {
+    while (this.unchokedCount < this.uploadSlots && this.waitingForSlot.length > 0) {
+      const next = this.connections.get(this.waitingForSlot.shift() as ConnectionId);
+      if (next !== undefined && next.peerInterested && next.amChoking) this.unchoke(next);
+    }
+  }
+
+  private unchoke(conn: Connection): void {
+    conn.amChoking = false;
+    conn.servedSinceUnchokeBytes = 0;
+    this.unchokedCount++;
+    this.send(conn, { type: 'unchoke' });
+  }
+
+  /** Chokes a peer; BEP 6 wants every request it still has with us answered, so they are rejected. */
+  private choke(conn: Connection): void {
+    conn.amChoking = true;
+    this.unchokedCount--;
+    this.send(conn, { type: 'choke' });
+    for (const request of conn.queued.splice(0)) {
+      if (conn.fastExtension) this.send(conn, { type: 'reject', ...request });
     }
   }
 
@@ -1029,6 +1199,7 @@ export class Engine {
     if (request === undefined || request.length !== block.length) return;
     conn.outstanding.delete(key);
     this.stats.bytesDown += block.length;
+    conn.receivedSinceSampleBytes += block.length;
     this.lastProgressAtMs = this.nowMs;
     const download = this.downloads.get(index);
     if (download === undefined) {
@@ -1154,11 +1325,32 @@ export class Engine {
   private pump(conn: Connection): void {
     if (conn.state !== 'open' || this.role === 'owner' || this.have.complete) return;
     if (!conn.amInterested) this.updateInterest(conn);
-    while (conn.outstanding.size < this.limits.maxOutstandingRequestsPerPeer) {
+    const limit = this.requestLimit(conn);
+    while (conn.outstanding.size < limit) {
       const next = this.nextBlock(conn);
       if (next === undefined) break;
       this.requestBlock(conn, next.download, next.block);
     }
+  }
+
+  /** Folds the bytes received since the last sample into the peer's moving-average rate. */
+  private sampleRate(conn: Connection): void {
+    const elapsedMs = this.nowMs - conn.lastSampleAtMs;
+    if (elapsedMs < this.limits.tickMs) return;
+    const sample = Math.floor((conn.receivedSinceSampleBytes * 1000) / elapsedMs);
+    conn.downloadBytesPerSecond =
+      conn.downloadBytesPerSecond === 0 ? sample : Math.floor((conn.downloadBytesPerSecond * 3 + sample) / 4);
+    conn.receivedSinceSampleBytes = 0;
+    conn.lastSampleAtMs = this.nowMs;
+  }
+
+  private requestLimit(conn: Connection): number {
+    const byRate =
+      Math.ceil((conn.downloadBytesPerSecond * this.limits.requestQueueMs) / 1000 / BLOCK_LENGTH_BYTES) + 2;
+    return Math.min(
+      this.limits.maxOutstandingRequestsPerPeer,
+      Math.max(this.limits.minOutstandingRequestsPerPeer, byRate),
+    );
   }
 
   private canRequest(conn: Connection, index: number): boolean {
@@ -1192,7 +1384,7 @@ export class Engine {
     const download: ChunkDownload = {
       index,
       lengthBytes,
-      buffer: new Uint8Array(lengthBytes),
+      buffer: this.options.allocateChunk?.(lengthBytes) ?? new Uint8Array(lengthBytes),
       blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
       blocksReceived: 0,
       contributors: new Set(),
@@ -1216,7 +1408,8 @@ export class Engine {
       for (let block = 0; block < download.blockState.length; block++) {
         if (download.blockState[block] !== 1) continue;
         const from = download.requestedFrom.get(block);
-        if (from !== undefined && !from.has(conn.id) && from.size < 2) return { download, block };
+        if (from !== undefined && !from.has(conn.id) && from.size < this.limits.endgameDuplicates)
+          return { download, block };
       }
     }
     return undefined;

@@ -21,8 +21,8 @@ export interface NetworkListener {
   connected(node: string, endpoint: string): void;
   data(node: string, endpoint: string, bytes: Uint8Array): void;
   closed(node: string, endpoint: string, reason: string): void;
-  /** The endpoint's outgoing queue fell below the low-water mark. */
-  drained(node: string, endpoint: string): void;
+  /** The node's uplink finished a segment: it may have room for more. */
+  drained(node: string): void;
 }
 
 interface Segment {
@@ -46,6 +46,8 @@ interface Stream {
   finSent: boolean;
   /** Delivered segments held back to be merged with the next one. */
   held: Uint8Array[];
+  /** How many segments `held` came from. */
+  heldSegments: number;
   segmentsInFlight: number;
   dead: boolean;
 }
@@ -113,6 +115,8 @@ export class Network {
   private nextLinkId = 1;
   private nextInboundId = 1;
   bytesDelivered = 0;
+  /** Bytes each node has queued on all its streams, not yet on the wire. */
+  private readonly nodeQueued = new Map<string, number>();
 
   constructor(
     private readonly queue: EventQueue<NetworkEvent | { kind: string }>,
@@ -153,8 +157,13 @@ export class Network {
     return this.partitions.has(pairKey(a, b));
   }
 
+  /**
+   * Dials `address` (`<node>:<port>` in the simulator). Whether anything listens there is decided
+   * when the SYN arrives, so a node that starts listening meanwhile is reached.
+   */
   connect(node: string, endpoint: string, address: string): void {
-    const target = this.listeners.get(address);
+    const host = address.slice(0, address.lastIndexOf(':'));
+    const target = this.nodes.has(host) ? host : undefined;
     const linkId = this.nextLinkId++;
     const connection: Connection = {
       id: linkId,
@@ -207,8 +216,8 @@ export class Network {
     const connection = this.connections.get(linkId);
     if (connection === undefined || connection.dead) return;
     const target = this.listeners.get(address);
-    const ok =
-      target !== undefined && target === connection.serverNode && !this.cut(connection.clientNode, target);
+    const ok = target !== undefined && !this.cut(connection.clientNode, target);
+    if (ok) connection.serverNode = target;
     const back = this.latencyUs(connection.clientNode, connection.serverNode || connection.clientNode);
     if (ok) {
       connection.serverEndpoint = `in:${this.nextInboundId++}`;
@@ -260,6 +269,7 @@ export class Network {
       finQueued: false,
       finSent: false,
       held: [],
+      heldSegments: 0,
       segmentsInFlight: 0,
       dead: false,
     };
@@ -273,9 +283,13 @@ export class Network {
       : connection.down;
   }
 
-  /** Bytes an endpoint has queued but not yet put on its uplink. */
-  queuedBytes(node: string, endpoint: string): number {
-    return this.outgoing(node, endpoint)?.queuedBytes ?? 0;
+  /** Bytes a node has queued on all its connections but not yet put on its uplink. */
+  queuedBytes(node: string): number {
+    return this.nodeQueued.get(node) ?? 0;
+  }
+
+  private addQueued(node: string, bytes: number): void {
+    this.nodeQueued.set(node, (this.nodeQueued.get(node) ?? 0) + bytes);
   }
 
   send(node: string, endpoint: string, bytes: Uint8Array): void {
@@ -283,6 +297,7 @@ export class Network {
     if (stream === undefined || stream.finQueued || stream.dead || bytes.length === 0) return;
     stream.queue.push(bytes);
     stream.queuedBytes += bytes.length;
+    this.addQueued(node, bytes.length);
     this.makeReady(stream);
   }
 
@@ -345,8 +360,13 @@ export class Network {
 
   private forgetConnection(connection: Connection): void {
     connection.dead = true;
-    if (connection.up !== undefined) connection.up.dead = true;
-    if (connection.down !== undefined) connection.down.dead = true;
+    for (const stream of [connection.up, connection.down]) {
+      if (stream === undefined) continue;
+      stream.dead = true;
+      this.addQueued(stream.from, -stream.queuedBytes);
+      stream.queuedBytes = 0;
+      stream.queue.length = 0;
+    }
     this.connections.delete(connection.id);
   }
 
@@ -370,8 +390,6 @@ export class Network {
       uplink.busyUntilUs = this.now() + durationUs;
       stream.segmentsInFlight++;
       this.queue.push(uplink.busyUntilUs, { kind: 'uplink-done', node, segment });
-      if (stream.queuedBytes < this.options.highWaterBytes / 2)
-        this.listener.drained(node, stream.fromEndpoint);
     }
   }
 
@@ -400,6 +418,7 @@ export class Network {
       }
     }
     stream.queuedBytes -= size;
+    this.addQueued(stream.from, -size);
     return { stream, parts, lengthBytes: size, fin: false };
   }
 
@@ -407,6 +426,7 @@ export class Network {
     const uplink = this.uplinks.get(node);
     if (uplink === undefined) return;
     uplink.busy = false;
+    this.listener.drained(node);
     if (!segment.stream.dead) {
       const latencyUs = this.latencyUs(segment.stream.from, segment.stream.to);
       this.queue.push(this.now() + latencyUs, { kind: 'arrive', segment });
@@ -443,9 +463,7 @@ export class Network {
     if (!stream.dead) {
       this.bytesDelivered += segment.lengthBytes;
       if (segment.fin) {
-        const pending = concat(stream.held);
-        stream.held = [];
-        if (pending.length > 0) this.listener.data(node, stream.toEndpoint, pending);
+        this.deliverHeld(node, stream);
         stream.dead = true;
         const connection = this.byEndpoint.get(`${node}/${stream.toEndpoint}`);
         this.byEndpoint.delete(`${node}/${stream.toEndpoint}`);
@@ -453,16 +471,30 @@ export class Network {
         this.listener.closed(node, stream.toEndpoint, 'closed by remote');
       } else {
         stream.held.push(...segment.parts);
+        stream.heldSegments++;
         // Hold this segment back, now and then, so the receiver gets it merged with the next one.
         const more = stream.segmentsInFlight > 0;
-        if (!more || !this.random.chance(this.options.mergePercent, 100)) {
-          const bytes = concat(stream.held);
-          stream.held = [];
-          this.listener.data(node, stream.toEndpoint, bytes);
-        }
+        if (!more || !this.random.chance(this.options.mergePercent, 100)) this.deliverHeld(node, stream);
       }
     }
     if (downlink !== undefined) this.pumpDownlink(node, downlink);
+  }
+
+  /**
+   * Hands the held bytes to the receiver: as one merged buffer when they came in several segments
+   * (so frames arrive glued together), else piece by piece as they were sent, which saves a copy.
+   */
+  private deliverHeld(node: string, stream: Stream): void {
+    const parts = stream.held;
+    stream.held = [];
+    if (parts.length === 0) return;
+    if (stream.heldSegments > 1) {
+      stream.heldSegments = 0;
+      this.listener.data(node, stream.toEndpoint, concat(parts));
+      return;
+    }
+    stream.heldSegments = 0;
+    for (const part of parts) this.listener.data(node, stream.toEndpoint, part);
   }
 
   private latencyUs(a: string, b: string): number {

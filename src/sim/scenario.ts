@@ -67,6 +67,10 @@ export const scenarioSchema = z
         endgame: z.boolean().default(true),
         ownerAdvertising: z.enum(['all', 'shares']).default('shares'),
         ownerShareChunks: z.number().int().positive().optional(),
+        /** Peers the owner uploads to at once. */
+        ownerUploadSlots: z.number().int().positive().max(10_000).optional(),
+        /** Peers each peer uploads to at once (default: every interested neighbour). */
+        uploadSlots: z.number().int().positive().max(10_000).optional(),
       })
       .prefault({}),
     network: z

@@ -61,7 +61,7 @@ type SimEvent =
   | NetworkEvent
   | { readonly kind: 'join'; readonly node: string }
   | { readonly kind: 'timer'; readonly node: string; readonly generation: number }
-  | { readonly kind: 'drained'; readonly node: string; readonly endpoint: string }
+  | { readonly kind: 'drained'; readonly node: string }
   | {
       readonly kind: 'read-done';
       readonly node: string;
@@ -90,14 +90,20 @@ interface SimNode {
   timerAtMs: number | undefined;
   readonly disk: Map<number, Uint8Array>;
   readonly fromOwner: Bitfield;
-  readonly pendingReads: Map<string, Effect[]>;
+  /** Block reads waiting, in arrival order, for the node's uplink queue to have room. */
+  readonly pendingReads: (Effect & { kind: 'read-block' })[];
   readonly peers: { address: string; role: PeerRole }[];
   completedAtMs: number | undefined;
+  readsInFlight: number;
   readonly totals: { chunksFromOwner: number; chunksFromPeers: number; bytesUp: number; bytesDown: number };
 }
 
-/** Reads-in-flight are held back while an endpoint has more than this queued. */
-const HIGH_WATER_BYTES = 256 * 1024;
+/**
+ * Block reads wait while the node has this much queued for its uplink. Keeping the queue short
+ * makes the uplink serve requests in arrival order, so a new chunk reaches its first requester at
+ * full speed instead of trickling to every neighbour at once.
+ */
+const HIGH_WATER_BYTES = 32 * 1024;
 
 export function lowerBoundMs(
   fileBytes: number,
@@ -137,6 +143,26 @@ export class Simulator {
   private readonly infoHash: Uint8Array;
   private readonly activityCounts: Record<string, number> = {};
   private readonly touched = new Set<SimNode>();
+  private readonly byFingerprint = new Map<number, number[]>();
+  /** Spare chunk buffers handed back after a write, reused by the engines: less garbage. */
+  private readonly bufferPool = new Map<number, Uint8Array[]>();
+
+  /**
+   * SHA-1 as the engines see it, with a shortcut: a buffer equal to a file chunk (a memory compare,
+   * far cheaper than hashing) has that chunk's hash. Anything else is really hashed, so the result is
+   * always the true SHA-1 and corrupt data is still caught.
+   */
+  private readonly engineSha1: Sha1 = (data) => {
+    for (const index of this.byFingerprint.get(fingerprint(data)) ?? []) {
+      const chunk = this.canonical[index] as Uint8Array;
+      if (chunk.length === data.length && Buffer.compare(chunk, data) === 0)
+        return this.pieceHashes[index] as Uint8Array;
+    }
+    return sha1(data);
+  };
+
+  private readonly allocateChunk = (lengthBytes: number): Uint8Array =>
+    this.bufferPool.get(lengthBytes)?.pop() ?? new Uint8Array(lengthBytes);
   private nowUs = 0;
   private events = 0;
   private failure: SimFailure | undefined;
@@ -157,6 +183,12 @@ export class Simulator {
       );
     }
     this.pieceHashes = this.canonical.map((chunk) => sha1(chunk));
+    this.canonical.forEach((chunk, index) => {
+      const key = fingerprint(chunk);
+      const list = this.byFingerprint.get(key) ?? [];
+      list.push(index);
+      this.byFingerprint.set(key, list);
+    });
     const torrent = createTorrent(
       {
         name: `${scenario.name ?? 'scenario'}.bin`,
@@ -181,7 +213,7 @@ export class Simulator {
         connected: (node, endpoint) => this.touch(node)?.handleConnected(this.nowMs(), endpoint),
         data: (node, endpoint, bytes) => this.touch(node)?.handleData(this.nowMs(), endpoint, bytes),
         closed: (node, endpoint, reason) => this.touch(node)?.handleClosed(this.nowMs(), endpoint, reason),
-        drained: (node, endpoint) => this.queue.push(this.nowUs, { kind: 'drained', node, endpoint }),
+        drained: (node) => this.queue.push(this.nowUs, { kind: 'drained', node }),
       },
       () => this.nowUs,
     );
@@ -259,9 +291,10 @@ export class Simulator {
       timerAtMs: undefined,
       disk: new Map(),
       fromOwner: new Bitfield(this.geometry.pieceCount),
-      pendingReads: new Map(),
+      pendingReads: [],
       peers: [],
       completedAtMs: undefined,
+      readsInFlight: 0,
       totals: { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0 },
     };
     if (role === 'owner') {
@@ -286,7 +319,8 @@ export class Simulator {
       infoHash: this.infoHash,
       pieceHashes: this.pieceHashes,
       geometry: this.geometry,
-      sha1,
+      sha1: this.engineSha1,
+      allocateChunk: this.allocateChunk,
       random,
       have,
       fromOwner: node.fromOwner,
@@ -297,6 +331,12 @@ export class Simulator {
       ownerAdvertising: policies.ownerAdvertising,
       ownerShareChunks:
         policies.ownerShareChunks ?? Math.ceil(this.geometry.pieceCount / Math.max(1, peerCount)),
+      ...(node.role === 'owner' && policies.ownerUploadSlots !== undefined
+        ? { uploadSlots: policies.ownerUploadSlots }
+        : {}),
+      ...(node.role === 'peer' && policies.uploadSlots !== undefined
+        ? { uploadSlots: policies.uploadSlots }
+        : {}),
       ...(this.options.limits === undefined ? {} : { limits: this.options.limits }),
     });
     this.network.listen(node.address, node.id);
@@ -329,24 +369,12 @@ export class Simulator {
         this.network.send(node.id, effect.connection, effect.bytes);
         return;
       case 'close':
-        node.pendingReads.delete(effect.connection);
         this.network.close(node.id, effect.connection);
         return;
-      case 'read-block': {
-        if (this.network.queuedBytes(node.id, effect.connection) > HIGH_WATER_BYTES) {
-          const pending = node.pendingReads.get(effect.connection) ?? [];
-          pending.push(effect);
-          node.pendingReads.set(effect.connection, pending);
-          return;
-        }
-        this.queue.push(this.nowUs, {
-          ...effect,
-          kind: 'read-done',
-          node: node.id,
-          generation: node.generation,
-        });
+      case 'read-block':
+        node.pendingReads.push(effect);
+        this.pumpReads(node);
         return;
-      }
       case 'write-chunk':
         this.queue.push(this.nowUs, {
           kind: 'write-done',
@@ -362,6 +390,24 @@ export class Simulator {
       case 'complete':
         node.completedAtMs ??= this.nowMs();
         return;
+    }
+  }
+
+  /** Answers waiting block reads, oldest first, while the node's uplink queue has room. */
+  private pumpReads(node: SimNode): void {
+    while (
+      node.pendingReads.length > 0 &&
+      node.readsInFlight === 0 &&
+      this.network.queuedBytes(node.id) < HIGH_WATER_BYTES
+    ) {
+      const effect = node.pendingReads.shift() as Effect & { kind: 'read-block' };
+      node.readsInFlight++;
+      this.queue.push(this.nowUs, {
+        ...effect,
+        kind: 'read-done',
+        node: node.id,
+        generation: node.generation,
+      });
     }
   }
 
@@ -395,10 +441,7 @@ export class Simulator {
       }
       case 'drained': {
         const node = this.nodes.get(event.node);
-        const pending = node?.pendingReads.get(event.endpoint);
-        if (node === undefined || pending === undefined) return;
-        node.pendingReads.delete(event.endpoint);
-        for (const effect of pending) this.apply(node, effect);
+        if (node !== undefined) this.pumpReads(node);
         return;
       }
       case 'read-done': {
@@ -407,7 +450,9 @@ export class Simulator {
         const chunk = node.disk.get(event.index);
         const bytes = chunk?.subarray(event.begin, event.begin + event.length);
         node.engine.handleBlockRead(this.nowMs(), event.connection, event.index, event.begin, bytes);
+        node.readsInFlight--;
         this.drain(node);
+        this.pumpReads(node);
         return;
       }
       case 'write-done': {
@@ -423,6 +468,11 @@ export class Simulator {
           );
         }
         node.disk.set(event.index, same ? canonical : event.bytes.slice());
+        if (same) {
+          const spare = this.bufferPool.get(event.bytes.length) ?? [];
+          if (spare.length < 64) spare.push(event.bytes);
+          this.bufferPool.set(event.bytes.length, spare);
+        }
         node.engine.handleChunkWritten(this.nowMs(), event.index, undefined);
         this.drain(node);
         return;
@@ -468,14 +518,20 @@ export class Simulator {
   private report(): SimResult {
     const fileHash = createHash('sha256');
     for (const chunk of this.canonical) fileHash.update(chunk);
+    const fileSha256OfFile = fileHash.digest('hex');
     const peers: PeerReport[] = this.peerIds.map((id) => {
       const node = this.nodes.get(id) as SimNode;
       const stats = node.engine?.getStats();
       let fileSha256: string | null = null;
       if (node.disk.size === this.geometry.pieceCount) {
-        const hash = createHash('sha256');
-        for (let i = 0; i < this.geometry.pieceCount; i++) hash.update(node.disk.get(i) as Uint8Array);
-        fileSha256 = hash.digest('hex');
+        // A disk holding the file's own chunk buffers holds the file; anything else is hashed.
+        const shared = this.canonical.every((chunk, index) => node.disk.get(index) === chunk);
+        if (shared) fileSha256 = fileSha256OfFile;
+        else {
+          const hash = createHash('sha256');
+          for (let i = 0; i < this.geometry.pieceCount; i++) hash.update(node.disk.get(i) as Uint8Array);
+          fileSha256 = hash.digest('hex');
+        }
       }
       return {
         id,
@@ -500,7 +556,7 @@ export class Simulator {
         this.scenario.owner.uploadBytesPerSecond,
         plans,
       ),
-      fileSha256: fileHash.digest('hex'),
+      fileSha256: fileSha256OfFile,
       peers,
       owner: { bytesUp: ownerNode.engine?.getStats().bytesUp ?? 0 },
       activityCounts: { ...this.activityCounts },
@@ -508,6 +564,16 @@ export class Simulator {
       failure: this.failure,
     };
   }
+}
+
+/** A cheap key for a chunk-sized buffer: its length and first four bytes. */
+function fingerprint(data: Uint8Array): number {
+  const head =
+    data.length >= 4
+      ? ((data[0] as number) | ((data[1] as number) << 8) | ((data[2] as number) << 16)) +
+        (data[3] as number) * 0x1000000
+      : 0;
+  return data.length * 0x100000000 + head;
 }
 
 /** Undirected edges of a random graph where every node has at least `degree` neighbours. */

@@ -1,0 +1,195 @@
+/**
+ * `npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>… [--seeds N] [--json]`
+ *
+ * Sweeps one parameter over several seeds and prints, per value, the median (and min / max) of
+ * simulated time over the lower bound, and the median tail (time from 95% to 100% of all chunks
+ * delivered). Fields: peers, chunks, degree, picker, phases, endgame, ownerShareChunks,
+ * ownerUploadBytesPerSecond.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseScenario, type Scenario, scenarioSchema } from './scenario.ts';
+import { runScenario } from './simulator.ts';
+
+const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--json]
+fields: peers, chunks, degree, picker, phases, endgame, ownerShareChunks, ownerUploadBytesPerSecond`;
+
+export type Field =
+  | 'peers'
+  | 'chunks'
+  | 'degree'
+  | 'picker'
+  | 'phases'
+  | 'endgame'
+  | 'ownerShareChunks'
+  | 'ownerUploadBytesPerSecond';
+
+const FIELDS: readonly Field[] = [
+  'peers',
+  'chunks',
+  'degree',
+  'picker',
+  'phases',
+  'endgame',
+  'ownerShareChunks',
+  'ownerUploadBytesPerSecond',
+];
+
+/** The scenario with one field set, re-validated so a bad value is refused like a bad file. */
+export function withField(base: Scenario, field: Field, value: string): Scenario {
+  const raw = structuredClone(base) as Record<string, unknown> & Scenario;
+  const number = Number(value);
+  switch (field) {
+    case 'peers': {
+      const template = base.peerGroups[0] ?? {
+        ...base.owner,
+        count: 1,
+        idPrefix: 'p',
+        joinAtMs: 0,
+        joinSpreadMs: 0,
+      };
+      raw.peers = [];
+      raw.peerGroups = [{ ...template, count: number }];
+      break;
+    }
+    case 'chunks':
+      raw.file = { ...base.file, sizeBytes: number * (base.file.chunkSizeBytes ?? 102400) };
+      break;
+    case 'degree':
+      raw.topology = { ...base.topology, degree: number };
+      break;
+    case 'ownerUploadBytesPerSecond':
+      raw.owner = { ...base.owner, uploadBytesPerSecond: number };
+      break;
+    case 'endgame':
+      raw.policies = { ...base.policies, endgame: value === 'true' };
+      break;
+    case 'ownerShareChunks':
+      raw.policies = { ...base.policies, ownerShareChunks: number };
+      break;
+    case 'picker':
+    case 'phases':
+      raw.policies = { ...base.policies, [field]: value };
+      break;
+  }
+  const parsed = parseScenario(raw);
+  if (!parsed.ok)
+    throw new Error(
+      `${field}=${value}: ${parsed.issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+    );
+  return parsed.scenario;
+}
+
+export interface SweepRow {
+  readonly value: string;
+  readonly medianRatio: number;
+  readonly minRatio: number;
+  readonly maxRatio: number;
+  readonly medianTailMs: number;
+  readonly failures: number;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** Runs `scenario` once per seed; the tail is the time from 95% to 100% of chunk deliveries. */
+export function measure(
+  scenario: Scenario,
+  seeds: readonly number[],
+): { ratios: number[]; tailsMs: number[]; failures: number } {
+  const ratios: number[] = [];
+  const tailsMs: number[] = [];
+  let failures = 0;
+  for (const seed of seeds) {
+    const times: number[] = [];
+    const result = runScenario(scenario, {
+      seed,
+      onLine: (line) => {
+        if (/ received chunk \d/.test(line)) times.push(Math.round(Number.parseFloat(line) * 1000));
+      },
+    });
+    if (result.failure !== undefined) failures++;
+    ratios.push(result.simulatedMs / result.lowerBoundMs);
+    const at95 = times[Math.floor(times.length * 0.95)] ?? 0;
+    tailsMs.push((times[times.length - 1] ?? 0) - at95);
+  }
+  return { ratios, tailsMs, failures };
+}
+
+export function sweep(
+  base: Scenario,
+  field: Field,
+  values: readonly string[],
+  seeds: readonly number[],
+): SweepRow[] {
+  return values.map((value) => {
+    const { ratios, tailsMs, failures } = measure(withField(base, field, value), seeds);
+    return {
+      value,
+      medianRatio: median(ratios),
+      minRatio: Math.min(...ratios),
+      maxRatio: Math.max(...ratios),
+      medianTailMs: median(tailsMs),
+      failures,
+    };
+  });
+}
+
+function main(argv: string[]): number {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      vary: { type: 'string' },
+      seeds: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const path = positionals[0];
+  const match = /^(\w+)=(.+)$/.exec(values.vary ?? '');
+  if (path === undefined || match === null || !FIELDS.includes(match[1] as Field)) {
+    process.stderr.write(`experiment: a scenario and --vary <field>=<values> are required\n${USAGE}\n`);
+    return 2;
+  }
+  const seedCount = Number(values.seeds ?? 10);
+  if (!Number.isInteger(seedCount) || seedCount < 1 || seedCount > 1000) {
+    process.stderr.write('experiment: --seeds must be a whole number from 1 to 1000\n');
+    return 2;
+  }
+  const parsed = scenarioSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  if (!parsed.success) {
+    process.stderr.write(
+      `experiment: ${path} is not a valid scenario (run it with npm run sim for details)\n`,
+    );
+    return 2;
+  }
+  const field = match[1] as Field;
+  const seeds = Array.from({ length: seedCount }, (_, i) => i + 1);
+  const rows = sweep(parsed.data, field, (match[2] as string).split(','), seeds);
+  if (values.json === true) {
+    process.stdout.write(`${JSON.stringify({ scenario: path, field, seeds: seedCount, rows })}\n`);
+    return 0;
+  }
+  process.stdout.write(`${path}: ${field} over ${seedCount} seeds (time / lower bound)\n`);
+  process.stdout.write(
+    `${'value'.padEnd(14)}${'median'.padStart(8)}${'min'.padStart(8)}${'max'.padStart(8)}${'tail ms'.padStart(10)}${'failed'.padStart(8)}\n`,
+  );
+  for (const row of rows) {
+    process.stdout.write(
+      `${row.value.padEnd(14)}${row.medianRatio.toFixed(3).padStart(8)}${row.minRatio.toFixed(3).padStart(8)}${row.maxRatio.toFixed(3).padStart(8)}${String(row.medianTailMs).padStart(10)}${String(row.failures).padStart(8)}\n`,
+    );
+  }
+  return 0;
+}
+
+if (process.argv[1]?.endsWith('experiment.ts') === true) process.exitCode = main(process.argv.slice(2));
