@@ -67,6 +67,8 @@ export interface EngineLimits {
   readonly tickMs: number;
   /** In endgame, how many peers one block may be asked from at once. */
   readonly endgameDuplicates: number;
+  /** Endgame starts when every missing chunk is under way and at most this many blocks are missing. */
+  readonly endgameBlocks: number;
   /**
    * Requests kept in flight to a peer cover this much time at the rate it delivers (plus two), so
    * requests do not pile up in a busy peer's queue where the last chunks would wait behind others.
@@ -93,6 +95,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   reconnectMaxMs: 8_000,
   tickMs: 250,
   endgameDuplicates: 2,
+  endgameBlocks: 16,
   requestQueueMs: 500,
   minOutstandingRequestsPerPeer: 4,
 };
@@ -1116,6 +1119,7 @@ export class Engine {
     let best: Connection | undefined;
     let bestContinues = false;
     let bestSequence = Number.POSITIVE_INFINITY;
+    let bestHeld = Number.POSITIVE_INFINITY;
     for (const conn of this.connections.values()) {
       const head = conn.queued[0];
       if (
@@ -1126,9 +1130,15 @@ export class Engine {
         continue;
       }
       const continues = (conn.serving.get(head.index) ?? 0) > 0;
-      if ((continues && !bestContinues) || (continues === bestContinues && head.sequence < bestSequence)) {
+      const held = conn.remoteHave.count;
+      if (
+        (continues && !bestContinues) ||
+        (continues === bestContinues &&
+          (held < bestHeld || (held === bestHeld && head.sequence < bestSequence)))
+      ) {
         best = conn;
         bestContinues = continues;
+        bestHeld = held;
         bestSequence = head.sequence;
       }
     }
@@ -1371,12 +1381,23 @@ export class Engine {
   }
 
   private pickNewChunk(conn: Connection): number | undefined {
+    const owner = conn.isOwner || this.phases !== 'overlapped' ? undefined : this.ownerConnection();
     const candidates: number[] = [];
     for (let i = 0; i < this.geometry.pieceCount; i++) {
       if (this.downloads.has(i) || this.writing.has(i)) continue;
+      // What the owner hands us is left to the owner: taking it elsewhere would stall its next share.
+      if (owner?.remoteHave.has(i) === true) continue;
       if (this.wouldDownload(conn, i) && this.canRequest(conn, i)) candidates.push(i);
     }
     return pickChunk(this.picker, candidates, this.availability, this.random);
+  }
+
+  /** The open, unchoked connection to the owner, if any. */
+  private ownerConnection(): Connection | undefined {
+    for (const conn of this.connections.values()) {
+      if (conn.isOwner && conn.state === 'open' && !conn.peerChoking) return conn;
+    }
+    return undefined;
   }
 
   private startDownload(index: number, conn: Connection): ChunkDownload {
@@ -1403,6 +1424,11 @@ export class Engine {
     for (let i = 0; i < this.geometry.pieceCount; i++) {
       if (!this.have.has(i) && !this.downloads.has(i) && !this.writing.has(i)) return undefined;
     }
+    // Only the last few blocks: duplicating a large remainder would waste the senders' upload.
+    let missingBlocks = 0;
+    for (const download of this.downloads.values())
+      missingBlocks += download.blockState.length - download.blocksReceived;
+    if (missingBlocks > this.limits.endgameBlocks) return undefined;
     for (const download of this.downloads.values()) {
       if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
       for (let block = 0; block < download.blockState.length; block++) {
