@@ -275,6 +275,33 @@ export class Network {
     };
   }
 
+  /** The link an endpoint belongs to, and whether the endpoint dialled it. */
+  linkOf(node: string, endpoint: string): { readonly id: number; readonly client: boolean } | undefined {
+    const connection = this.byEndpoint.get(`${node}/${endpoint}`);
+    if (connection === undefined || connection.dead) return undefined;
+    return {
+      id: connection.id,
+      client: connection.clientNode === node && connection.clientEndpoint === endpoint,
+    };
+  }
+
+  isAlive(linkId: number): boolean {
+    return this.connections.get(linkId)?.dead === false;
+  }
+
+  setUploadCapacity(node: string, bytesPerSecond: number): void {
+    const entry = this.nodes.get(node);
+    if (entry !== undefined) entry.uploadBytesPerSecond = bytesPerSecond;
+  }
+
+  uploadCapacity(node: string): number {
+    return this.nodes.get(node)?.uploadBytesPerSecond ?? 0;
+  }
+
+  healAll(): void {
+    this.partitions.clear();
+  }
+
   private outgoing(node: string, endpoint: string): Stream | undefined {
     const connection = this.byEndpoint.get(`${node}/${endpoint}`);
     if (connection === undefined || connection.dead) return undefined;
@@ -328,14 +355,17 @@ export class Network {
     if (connection !== undefined) this.resetConnection(connection, reason);
   }
 
-  /** Every connection of a node is reset, as when it crashes; the node itself is told nothing. */
-  resetNode(node: string, reason: string): void {
+  /** Every connection of a node is reset; a crashed node itself is told nothing (it is gone). */
+  resetNode(node: string, reason: string, crashed: boolean): void {
     for (const connection of [...this.connections.values()]) {
       if (connection.clientNode !== node && connection.serverNode !== node) continue;
-      const local = connection.clientNode === node ? connection.clientEndpoint : connection.serverEndpoint;
-      this.byEndpoint.delete(`${node}/${local}`);
-      this.resetConnection(connection, reason, node);
+      if (crashed) {
+        const local = connection.clientNode === node ? connection.clientEndpoint : connection.serverEndpoint;
+        this.byEndpoint.delete(`${node}/${local}`);
+      }
+      this.resetConnection(connection, reason, crashed ? node : undefined);
     }
+    if (!crashed) return;
     const uplink = this.uplinks.get(node);
     if (uplink !== undefined) uplink.ready.length = 0;
   }
@@ -401,7 +431,11 @@ export class Network {
       }
       return undefined;
     }
-    const size = Math.min(stream.queuedBytes, 1 + this.random.nextInt(this.options.maxSegmentBytes));
+    // At most 50 ms of the uplink's time, so a stalled node (1 B/s) is not stuck behind one huge
+    // segment after it recovers.
+    const capacity = this.nodes.get(stream.from)?.uploadBytesPerSecond ?? 1;
+    const cap = Math.max(1, Math.min(this.options.maxSegmentBytes, Math.floor(capacity / 20)));
+    const size = Math.min(stream.queuedBytes, 1 + this.random.nextInt(cap));
     const parts: Uint8Array[] = [];
     let remaining = size;
     while (remaining > 0) {

@@ -37,6 +37,63 @@ const peerGroupSchema = z.strictObject({
   joinSpreadMs: milliseconds.default(0),
 });
 
+const faultSchema = z.discriminatedUnion('kind', [
+  /** Every connection of the node is reset. */
+  z.strictObject({ kind: z.literal('reset'), atMs: milliseconds, node: nodeId }),
+  /** The node crashes (memory lost, disk kept) and restarts after a while, or when the run heals. */
+  z.strictObject({
+    kind: z.literal('crash'),
+    atMs: milliseconds,
+    node: nodeId,
+    restartAfterMs: milliseconds.optional(),
+  }),
+  /** The node crashes and comes back on a new address; the others find it again. */
+  z.strictObject({
+    kind: z.literal('move'),
+    atMs: milliseconds,
+    node: nodeId,
+    restartAfterMs: milliseconds.default(0),
+  }),
+  /** The owner leaves for good, as soon as every chunk is held by some live peer. */
+  z.strictObject({ kind: z.literal('owner-leave'), atMs: milliseconds }),
+  /** The named nodes are cut off from all the others until the partition heals. */
+  z.strictObject({
+    kind: z.literal('partition'),
+    atMs: milliseconds,
+    nodes: z.array(nodeId).min(1).max(5000),
+    healAfterMs: milliseconds.optional(),
+  }),
+  /** The node's upload slows to a crawl (a stalled peer at 1 byte/s). */
+  z.strictObject({
+    kind: z.literal('slow'),
+    atMs: milliseconds,
+    node: nodeId,
+    uploadBytesPerSecond: bytesPerSecond,
+    durationMs: milliseconds.optional(),
+  }),
+  /** From now on the node corrupts every block it uploads: a lying peer. */
+  z.strictObject({ kind: z.literal('corrupt'), atMs: milliseconds, node: nodeId }),
+  /** The node's disk refuses every write (ENOSPC) for a while. */
+  z.strictObject({
+    kind: z.literal('disk-full'),
+    atMs: milliseconds,
+    node: nodeId,
+    durationMs: milliseconds.optional(),
+  }),
+]);
+
+export type Fault = z.output<typeof faultSchema>;
+export const FAULT_KINDS = [
+  'reset',
+  'crash',
+  'move',
+  'owner-leave',
+  'partition',
+  'slow',
+  'corrupt',
+  'disk-full',
+] as const;
+
 export const scenarioSchema = z
   .strictObject({
     name: z.string().max(100).optional(),
@@ -89,6 +146,23 @@ export const scenarioSchema = z
     peers: z.array(peerSchema).max(5000).default([]),
     peerGroups: z.array(peerGroupSchema).max(100).default([]),
     maxSimulatedMs: milliseconds.default(3_600_000),
+    faults: z.array(faultSchema).max(1000).default([]),
+    /** Faults drawn from the run's seed, on top of `faults`: `count` of them within `windowMs`. */
+    randomFaults: z
+      .strictObject({
+        count: z.number().int().min(0).max(100),
+        windowMs: milliseconds.default(5_000),
+        kinds: z.array(z.enum(FAULT_KINDS)).min(1).optional(),
+      })
+      .optional(),
+    /** When the faulty phase ends and everything heals; by default when the last fault is over. */
+    healAtMs: milliseconds.optional(),
+    /** After healing, every live honest peer must finish within this long. */
+    livenessBoundMs: milliseconds.default(300_000),
+    /** `cheap`: storage, advertising and engine limits on every event; `full` also watches the wire. */
+    invariants: z.enum(['off', 'cheap', 'full']).default('cheap'),
+    /** For testing the checkers: an engine that skips chunk verification must be caught. */
+    testing: z.strictObject({ disableChunkVerification: z.boolean().default(false) }).optional(),
   })
   .superRefine((scenario, context) => {
     const ids = new Set<string>([scenario.owner.id]);
@@ -129,6 +203,23 @@ export const scenarioSchema = z
       context.addIssue({ code: 'custom', path: ['peers'], message: 'a scenario needs at least one peer' });
     if (total > 5000)
       context.addIssue({ code: 'custom', path: ['peerGroups'], message: 'at most 5000 peers' });
+    const peerIds = new Set(planPeers(scenario as Scenario).map((peer) => peer.id));
+    const allIds = new Set([...peerIds, scenario.owner.id]);
+    scenario.faults.forEach((fault, index) => {
+      const names = fault.kind === 'partition' ? fault.nodes : 'node' in fault ? [fault.node] : [];
+      for (const name of names) {
+        if (!allIds.has(name)) {
+          context.addIssue({ code: 'custom', path: ['faults', index], message: `names no node: "${name}"` });
+        }
+      }
+      if ((fault.kind === 'corrupt' || fault.kind === 'move') && fault.node === scenario.owner.id) {
+        context.addIssue({
+          code: 'custom',
+          path: ['faults', index, 'node'],
+          message: `a ${fault.kind} fault needs a peer, not the owner`,
+        });
+      }
+    });
     if (scenario.topology.kind === 'mesh' && scenario.topology.degree === undefined) {
       context.addIssue({ code: 'custom', path: ['topology', 'degree'], message: 'a mesh needs a degree' });
     }

@@ -4,7 +4,7 @@
  * the same trace, byte for byte, on any machine.
  */
 import { createHash } from 'node:crypto';
-import { type ActivityEvent, formatActivityLine } from '../engine/activity.ts';
+import { type ActivityEvent, formatActivityLine, type ListSummary } from '../engine/activity.ts';
 import { Bitfield } from '../engine/bitfield.ts';
 import { type Geometry, planChunks } from '../engine/chunking.ts';
 import { type Effect, Engine, type EngineLimits, type PeerRole } from '../engine/engine.ts';
@@ -13,8 +13,10 @@ import { createTorrent } from '../engine/metainfo.ts';
 import { makePeerId } from '../engine/peer-id.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
 import { EventQueue } from './event-queue.ts';
+import { describeFault, faultEndMs, healTimeMs, planFaults } from './faults.ts';
 import { Network, type NetworkEvent } from './network.ts';
-import { type PeerPlan, planPeers, type Scenario } from './scenario.ts';
+import { type Fault, type PeerPlan, planPeers, type Scenario } from './scenario.ts';
+import { WireWatch } from './wire-watch.ts';
 
 export const sha1: Sha1 = (data) => new Uint8Array(createHash('sha1').update(data).digest());
 
@@ -30,7 +32,7 @@ export interface PeerReport {
 }
 
 export interface SimFailure {
-  readonly kind: 'incomplete' | 'invariant' | 'time-limit';
+  readonly kind: 'incomplete' | 'invariant' | 'time-limit' | 'liveness';
   readonly message: string;
   readonly atMs: number;
 }
@@ -46,6 +48,8 @@ export interface SimResult {
   readonly owner: { readonly bytesUp: number };
   readonly activityCounts: Record<string, number>;
   readonly events: number;
+  /** The fault plan, one line per fault, as it ran. */
+  readonly faults: readonly string[];
   readonly failure: SimFailure | undefined;
 }
 
@@ -71,6 +75,10 @@ type SimEvent =
       readonly begin: number;
       readonly length: number;
     }
+  | { readonly kind: 'fault'; readonly index: number }
+  | { readonly kind: 'fault-over'; readonly index: number }
+  | { readonly kind: 'restart'; readonly node: string; readonly move: boolean }
+  | { readonly kind: 'heal' }
   | {
       readonly kind: 'write-done';
       readonly node: string;
@@ -82,7 +90,22 @@ type SimEvent =
 interface SimNode {
   readonly id: string;
   readonly role: 'owner' | 'peer';
-  readonly address: string;
+  address: string;
+  /** Down after a crash, until it restarts; `left` for good (the owner leaving). */
+  crashed: boolean;
+  left: boolean;
+  /** A lying peer: every block it uploads is corrupted on the way out. */
+  corrupt: boolean;
+  /** Writes fail with ENOSPC until this time. */
+  diskFullUntilMs: number;
+  /** Per connection: the last thing sent was a piece header, so the next send is a block. */
+  readonly blockNext: Set<string>;
+  moves: number;
+  /** Its join time has come (a crash before then only delays its start). */
+  joined: boolean;
+  readonly normalUploadBytesPerSecond: number;
+  /** The neighbours that dial this node; after a restart it dials them itself, as a tracker would tell it. */
+  readonly dialledBy: string[];
   readonly plan: PeerPlan | undefined;
   engine: Engine | undefined;
   /** Bumped on every restart so events for a dead incarnation are dropped. */
@@ -104,6 +127,9 @@ interface SimNode {
  * full speed instead of trickling to every neighbour at once.
  */
 const HIGH_WATER_BYTES = 32 * 1024;
+
+/** A request still unanswered (no piece, reject or cancel) this long on a live link is a bug. */
+const UNANSWERED_AFTER_MS = 30_000;
 
 export function lowerBoundMs(
   fileBytes: number,
@@ -166,6 +192,9 @@ export class Simulator {
   private nowUs = 0;
   private events = 0;
   private failure: SimFailure | undefined;
+  private readonly faults: Fault[];
+  private readonly healAtMs: number;
+  private readonly watch: WireWatch | undefined;
   readonly seed: number;
 
   constructor(
@@ -208,20 +237,58 @@ export class Simulator {
         highWaterBytes: HIGH_WATER_BYTES,
       },
       {
-        accepted: (node, endpoint, remote) =>
-          this.touch(node)?.handleAccepted(this.nowMs(), endpoint, remote),
-        connected: (node, endpoint) => this.touch(node)?.handleConnected(this.nowMs(), endpoint),
-        data: (node, endpoint, bytes) => this.touch(node)?.handleData(this.nowMs(), endpoint, bytes),
-        closed: (node, endpoint, reason) => this.touch(node)?.handleClosed(this.nowMs(), endpoint, reason),
+        accepted: (node, endpoint, remote) => {
+          const local = this.localEndpoint(node, endpoint);
+          if (local !== undefined) this.touch(node)?.handleAccepted(this.nowMs(), local, remote);
+        },
+        connected: (node, endpoint) => {
+          const local = this.localEndpoint(node, endpoint);
+          if (local !== undefined) this.touch(node)?.handleConnected(this.nowMs(), local);
+        },
+        data: (node, endpoint, bytes) => {
+          const local = this.localEndpoint(node, endpoint);
+          if (local !== undefined) this.touch(node)?.handleData(this.nowMs(), local, bytes);
+        },
+        closed: (node, endpoint, reason) => {
+          const local = this.localEndpoint(node, endpoint);
+          if (local !== undefined) this.touch(node)?.handleClosed(this.nowMs(), local, reason);
+        },
         drained: (node) => this.queue.push(this.nowUs, { kind: 'drained', node }),
       },
       () => this.nowUs,
     );
+    this.faults = planFaults(
+      scenario,
+      this.seed,
+      planPeers(scenario).map((peer) => peer.id),
+    );
+    this.healAtMs = healTimeMs(scenario, this.faults);
+    this.watch = scenario.invariants === 'full' ? new WireWatch(this.geometry) : undefined;
     this.build();
+    this.faults.forEach((fault, index) => this.queue.push(fault.atMs * 1000, { kind: 'fault', index }));
+    if (this.faults.length > 0) this.queue.push(this.healAtMs * 1000, { kind: 'heal' });
   }
 
   private nowMs(): number {
     return Math.floor(this.nowUs / 1000);
+  }
+
+  /**
+   * Network endpoint names carry the node's incarnation: a restarted engine reuses its connection
+   * ids ("out:1"), and the dead incarnation's late resets and bytes must never reach the new one.
+   * Inbound ids come from the network and are unique already.
+   */
+  private networkEndpoint(node: SimNode, connection: string): string {
+    return connection.startsWith('in:') ? connection : `${node.generation}/${connection}`;
+  }
+
+  private localEndpoint(id: string, endpoint: string): string | undefined {
+    const slash = endpoint.indexOf('/');
+    if (slash < 0) return endpoint;
+    const node = this.nodes.get(id);
+    return node !== undefined && endpoint.slice(0, slash) === String(node.generation)
+      ? endpoint.slice(slash + 1)
+      : undefined;
   }
 
   /** The node's engine, marking the node as having effects to carry out. */
@@ -248,6 +315,7 @@ export class Simulator {
       node.peers.push({ address: owner.address, role: 'owner' });
       if (scenario.topology.kind === 'ring' && plan.downloadFrom !== undefined) {
         node.peers.push({ address: addressOf(plan.downloadFrom), role: 'download-neighbour' });
+        (this.nodes.get(plan.downloadFrom) as SimNode).dialledBy.push(plan.id);
       }
     }
     if (scenario.topology.kind === 'full') {
@@ -257,6 +325,7 @@ export class Simulator {
             address: addressOf((plans[j] as PeerPlan).id),
             role: 'neighbour',
           });
+          (this.nodes.get((plans[j] as PeerPlan).id) as SimNode).dialledBy.push(plan.id);
         }
       });
     }
@@ -269,6 +338,9 @@ export class Simulator {
           address: addressOf((plans[target] as PeerPlan).id),
           role: 'neighbour',
         });
+        (this.nodes.get((plans[target] as PeerPlan).id) as SimNode).dialledBy.push(
+          (plans[dialer] as PeerPlan).id,
+        );
       }
     }
     this.startEngine(owner);
@@ -286,6 +358,15 @@ export class Simulator {
       role,
       address: `${id}:6881`,
       plan,
+      crashed: false,
+      left: false,
+      corrupt: false,
+      diskFullUntilMs: 0,
+      blockNext: new Set(),
+      moves: 0,
+      joined: role === 'owner',
+      dialledBy: [],
+      normalUploadBytesPerSecond: capacities.uploadBytesPerSecond,
       engine: undefined,
       generation: 0,
       timerAtMs: undefined,
@@ -320,6 +401,7 @@ export class Simulator {
       pieceHashes: this.pieceHashes,
       geometry: this.geometry,
       sha1: this.engineSha1,
+      ...(this.scenario.testing?.disableChunkVerification === true ? { unsafeSkipVerification: true } : {}),
       allocateChunk: this.allocateChunk,
       random,
       have,
@@ -349,6 +431,10 @@ export class Simulator {
     const engine = node.engine;
     if (engine === undefined) return;
     for (const effect of engine.pollEffects()) this.apply(node, effect);
+    if (this.scenario.invariants !== 'off') {
+      const broken = engine.checkInvariants();
+      if (broken !== undefined) this.fail('invariant', `engine-limits: ${node.id}: ${broken}`);
+    }
     const wake = engine.pollTimeout();
     if (wake !== undefined && wake !== node.timerAtMs) {
       node.timerAtMs = wake;
@@ -363,13 +449,27 @@ export class Simulator {
   private apply(node: SimNode, effect: Effect): void {
     switch (effect.kind) {
       case 'connect':
-        this.network.connect(node.id, effect.connection, effect.address);
+        this.network.connect(node.id, this.networkEndpoint(node, effect.connection), effect.address);
         return;
-      case 'send':
-        this.network.send(node.id, effect.connection, effect.bytes);
+      case 'send': {
+        let bytes = effect.bytes;
+        const isBlock = node.blockNext.delete(effect.connection);
+        if (bytes.length === 13 && bytes[4] === 7) node.blockNext.add(effect.connection);
+        if (isBlock && node.corrupt && bytes.length > 0) {
+          bytes = bytes.slice();
+          bytes[0] = (bytes[0] as number) ^ 0xff;
+        }
+        if (this.watch !== undefined) {
+          const link = this.network.linkOf(node.id, this.networkEndpoint(node, effect.connection));
+          const broken =
+            link === undefined ? undefined : this.watch.sent(link.id, link.client, bytes, this.nowMs());
+          if (broken !== undefined) this.fail('invariant', `${node.id}: ${broken}`);
+        }
+        this.network.send(node.id, this.networkEndpoint(node, effect.connection), bytes);
         return;
+      }
       case 'close':
-        this.network.close(node.id, effect.connection);
+        this.network.close(node.id, this.networkEndpoint(node, effect.connection));
         return;
       case 'read-block':
         node.pendingReads.push(effect);
@@ -386,6 +486,9 @@ export class Simulator {
         return;
       case 'activity':
         this.onActivity(node, effect.event);
+        if (effect.event.kind === 'list-sent' && this.scenario.invariants !== 'off') {
+          this.checkAdvertised(node, effect.event.list);
+        }
         return;
       case 'complete':
         node.completedAtMs ??= this.nowMs();
@@ -427,9 +530,24 @@ export class Simulator {
     switch (event.kind) {
       case 'join': {
         const node = this.nodes.get(event.node) as SimNode;
-        this.startEngine(node);
+        node.joined = true;
+        if (!node.crashed) this.startEngine(node);
         return;
       }
+      case 'fault':
+        this.startFault(this.faults[event.index] as Fault, event.index);
+        return;
+      case 'fault-over':
+        this.endFault(this.faults[event.index] as Fault);
+        return;
+      case 'restart': {
+        const node = this.nodes.get(event.node) as SimNode;
+        if (node.crashed && !node.left) this.restart(node, event.move);
+        return;
+      }
+      case 'heal':
+        this.heal();
+        return;
       case 'timer': {
         const node = this.nodes.get(event.node);
         if (node?.engine === undefined || event.generation !== node.generation) return;
@@ -458,13 +576,18 @@ export class Simulator {
       case 'write-done': {
         const node = this.nodes.get(event.node);
         if (node?.engine === undefined || event.generation !== node.generation) return;
+        if (this.nowMs() < node.diskFullUntilMs) {
+          node.engine.handleChunkWritten(this.nowMs(), event.index, 'disk full (ENOSPC)');
+          this.drain(node);
+          return;
+        }
         const canonical = this.canonical[event.index] as Uint8Array;
         // Identical chunks share the owner's buffer, so a 200-peer run does not hold 200 copies.
         const same = event.bytes.length === canonical.length && Buffer.compare(event.bytes, canonical) === 0;
         if (!same) {
           this.fail(
             'invariant',
-            `${node.id} stored chunk ${event.index} with bytes that differ from the file`,
+            `unverified-chunk-stored: ${node.id} stored chunk ${event.index} with bytes that differ from the file`,
           );
         }
         node.disk.set(event.index, same ? canonical : event.bytes.slice());
@@ -489,10 +612,183 @@ export class Simulator {
     this.failure ??= { kind, message, atMs: this.nowMs() };
   }
 
+  /** Every honest peer has the file (a lying peer need not finish). */
   private allComplete(): boolean {
-    for (const id of this.peerIds)
-      if ((this.nodes.get(id) as SimNode).completedAtMs === undefined) return false;
+    for (const id of this.peerIds) {
+      const node = this.nodes.get(id) as SimNode;
+      if (!node.corrupt && node.completedAtMs === undefined) return false;
+    }
     return true;
+  }
+
+  // ---- faults --------------------------------------------------------------------------------
+
+  private startFault(fault: Fault, index: number): void {
+    const end = faultEndMs(fault);
+    switch (fault.kind) {
+      case 'reset':
+        this.network.resetNode(fault.node, 'connection reset', false);
+        return;
+      case 'crash':
+      case 'move': {
+        const node = this.nodes.get(fault.node) as SimNode;
+        if (node.crashed) return;
+        this.crash(node);
+        if (end !== undefined) {
+          this.queue.push(end * 1000, { kind: 'restart', node: node.id, move: fault.kind === 'move' });
+        }
+        return;
+      }
+      case 'owner-leave': {
+        const owner = this.nodes.get(this.scenario.owner.id) as SimNode;
+        if (owner.left) return;
+        if (!this.everyChunkOnALivePeer()) {
+          // Not yet: the owner leaves only once the swarm holds every chunk.
+          this.queue.push(this.nowUs + 100_000, { kind: 'fault', index });
+          return;
+        }
+        owner.left = true;
+        this.crash(owner);
+        return;
+      }
+      case 'partition': {
+        const group = new Set(fault.nodes);
+        for (const a of group)
+          for (const b of this.nodes.keys()) if (!group.has(b)) this.network.partition(a, b);
+        break;
+      }
+      case 'slow':
+        this.network.setUploadCapacity(fault.node, fault.uploadBytesPerSecond);
+        break;
+      case 'corrupt':
+        (this.nodes.get(fault.node) as SimNode).corrupt = true;
+        return;
+      case 'disk-full': {
+        const node = this.nodes.get(fault.node) as SimNode;
+        node.diskFullUntilMs = Math.max(node.diskFullUntilMs, end ?? Number.POSITIVE_INFINITY);
+        return;
+      }
+    }
+    if (end !== undefined) this.queue.push(end * 1000, { kind: 'fault-over', index });
+  }
+
+  private endFault(fault: Fault): void {
+    if (fault.kind === 'partition') {
+      const group = new Set(fault.nodes);
+      for (const a of group) for (const b of this.nodes.keys()) if (!group.has(b)) this.network.heal(a, b);
+    } else if (fault.kind === 'slow') {
+      const node = this.nodes.get(fault.node) as SimNode;
+      this.network.setUploadCapacity(node.id, node.normalUploadBytesPerSecond);
+    }
+  }
+
+  /** The faulty phase is over: partitions heal, capacities and disks recover, the crashed restart. */
+  private heal(): void {
+    this.network.healAll();
+    for (const node of this.nodes.values()) {
+      this.network.setUploadCapacity(node.id, node.normalUploadBytesPerSecond);
+      if (node.diskFullUntilMs > this.nowMs()) node.diskFullUntilMs = 0;
+      if (node.crashed && !node.left) this.restart(node, false);
+    }
+  }
+
+  /** Memory is lost, the disk is kept; its connections are reset under the others' feet. */
+  private crash(node: SimNode): void {
+    const stats = node.engine?.getStats();
+    node.totals.bytesUp += stats?.bytesUp ?? 0;
+    node.totals.bytesDown += stats?.bytesDown ?? 0;
+    node.engine = undefined;
+    node.crashed = true;
+    node.generation++;
+    node.timerAtMs = undefined;
+    node.pendingReads.length = 0;
+    node.readsInFlight = 0;
+    node.blockNext.clear();
+    this.touched.delete(node);
+    this.network.unlisten(node.address);
+    this.network.resetNode(node.id, 'connection reset', true);
+  }
+
+  /** Starts the node again from its disk; after a move, on a new port the others are told of. */
+  private restart(node: SimNode, move: boolean): void {
+    node.crashed = false;
+    if (move) {
+      const old = node.address;
+      node.moves++;
+      node.address = `${node.id}:${6881 + node.moves}`;
+      for (const other of this.nodes.values()) {
+        const entry = other.peers.find((peer) => peer.address === old);
+        if (entry === undefined) continue;
+        entry.address = node.address;
+        if (other.engine === undefined) continue;
+        other.engine.handlePeers(this.nowMs(), [{ address: node.address, role: entry.role }]);
+        this.drain(other);
+      }
+    }
+    if (!node.joined) return;
+    this.startEngine(node);
+    // Neighbours that finished dial nobody, so the restarted node reaches out (a tracker's peer list).
+    const inbound = node.dialledBy.map((id) => ({
+      address: (this.nodes.get(id) as SimNode).address,
+      role: 'neighbour' as const,
+    }));
+    if (inbound.length > 0 && node.engine !== undefined) {
+      node.engine.handlePeers(this.nowMs(), inbound);
+      this.drain(node);
+    }
+  }
+
+  private everyChunkOnALivePeer(): boolean {
+    for (let index = 0; index < this.geometry.pieceCount; index++) {
+      let held = false;
+      for (const id of this.peerIds) {
+        const node = this.nodes.get(id) as SimNode;
+        if (!node.crashed && !node.corrupt && node.disk.get(index) === this.canonical[index]) {
+          held = true;
+          break;
+        }
+      }
+      if (!held) return false;
+    }
+    return true;
+  }
+
+  // ---- invariants ----------------------------------------------------------------------------
+
+  /** Nothing is advertised that is not verified and on the node's disk. */
+  private checkAdvertised(node: SimNode, list: ListSummary): void {
+    let indices: readonly number[] = [];
+    if (list.form === 'have') indices = [list.chunk];
+    else if (list.form === 'bitfield') indices = list.chunks;
+    else if (list.form === 'have-all') indices = this.canonical.map((_, index) => index);
+    for (const index of indices) {
+      if (node.disk.get(index) !== this.canonical[index]) {
+        this.fail(
+          'invariant',
+          `unverified-chunk-advertised: ${node.id} advertised chunk ${index} it does not hold`,
+        );
+        return;
+      }
+    }
+  }
+
+  /** At the end: every honest peer holds the exact file, and no request went unanswered. */
+  private finalChecks(): void {
+    if (this.scenario.invariants === 'off' || this.failure !== undefined) return;
+    for (const id of this.peerIds) {
+      const node = this.nodes.get(id) as SimNode;
+      if (node.corrupt || node.completedAtMs === undefined) continue;
+      for (let index = 0; index < this.geometry.pieceCount; index++) {
+        if (node.disk.get(index) !== this.canonical[index]) {
+          this.fail('invariant', `wrong-file: ${id} finished without the exact chunk ${index}`);
+          return;
+        }
+      }
+    }
+    const broken = this.watch?.unanswered(this.nowMs(), UNANSWERED_AFTER_MS, (link) =>
+      this.network.isAlive(link),
+    );
+    if (broken !== undefined) this.fail('invariant', broken);
   }
 
   run(): SimResult {
@@ -508,10 +804,20 @@ export class Simulator {
         this.fail('time-limit', `not complete after ${this.scenario.maxSimulatedMs} ms of simulated time`);
         break;
       }
+      const livenessDeadlineUs = (this.healAtMs + this.scenario.livenessBoundMs) * 1000;
+      if (this.faults.length > 0 && next.timeUs > livenessDeadlineUs) {
+        this.nowUs = livenessDeadlineUs;
+        this.fail(
+          'liveness',
+          `liveness: not every live peer finished within ${this.scenario.livenessBoundMs} ms of healing at ${this.healAtMs} ms`,
+        );
+        break;
+      }
       this.nowUs = next.timeUs;
       this.events++;
       this.handle(next.event);
     }
+    this.finalChecks();
     return this.report();
   }
 
@@ -561,6 +867,7 @@ export class Simulator {
       owner: { bytesUp: ownerNode.engine?.getStats().bytesUp ?? 0 },
       activityCounts: { ...this.activityCounts },
       events: this.events,
+      faults: this.faults.map(describeFault),
       failure: this.failure,
     };
   }
@@ -576,12 +883,22 @@ function fingerprint(data: Uint8Array): number {
   return data.length * 0x100000000 + head;
 }
 
-/** Undirected edges of a random graph where every node has at least `degree` neighbours. */
+/** Undirected edges of a random connected graph where every node has at least `degree` neighbours. */
 export function meshEdges(count: number, degree: number, random: Random): [number, number][] {
   const edges = new Set<string>();
   const out: [number, number][] = [];
   const wanted = Math.min(degree, count - 1);
   const neighbours: Set<number>[] = Array.from({ length: count }, () => new Set<number>());
+  const link = (a: number, b: number): void => {
+    edges.add(a < b ? `${a}-${b}` : `${b}-${a}`);
+    out.push(a < b ? [a, b] : [b, a]);
+    (neighbours[a] as Set<number>).add(b);
+    (neighbours[b] as Set<number>).add(a);
+  };
+  // A random path through every node first, so the mesh is always connected: once the owner
+  // leaves, every chunk can still reach every peer.
+  const order = random.shuffle(Array.from({ length: count }, (_, index) => index));
+  for (let i = 1; i < order.length; i++) link(order[i - 1] as number, order[i] as number);
   for (let node = 0; node < count; node++) {
     const others: number[] = [];
     for (let other = 0; other < count; other++)
@@ -589,12 +906,8 @@ export function meshEdges(count: number, degree: number, random: Random): [numbe
     random.shuffle(others);
     for (const other of others) {
       if ((neighbours[node] as Set<number>).size >= wanted) break;
-      const key = node < other ? `${node}-${other}` : `${other}-${node}`;
-      if (edges.has(key)) continue;
-      edges.add(key);
-      out.push(node < other ? [node, other] : [other, node]);
-      (neighbours[node] as Set<number>).add(other);
-      (neighbours[other] as Set<number>).add(node);
+      if (edges.has(node < other ? `${node}-${other}` : `${other}-${node}`)) continue;
+      link(node, other);
     }
   }
   return out;
