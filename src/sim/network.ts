@@ -342,8 +342,13 @@ export class Network {
         ? connection.up
         : connection.down;
     const incoming = stream === connection.up ? connection.down : connection.up;
-    if (incoming !== undefined) incoming.dead = true;
-    if (stream !== undefined && !stream.finQueued) {
+    if (incoming !== undefined) this.killStream(incoming);
+    if (stream === undefined || stream.dead) {
+      // The remote closed first (and stopped listening): both ends are done with it.
+      this.forgetConnection(connection);
+      return;
+    }
+    if (!stream.finQueued) {
       stream.finQueued = true;
       this.makeReady(stream);
     }
@@ -391,13 +396,18 @@ export class Network {
   private forgetConnection(connection: Connection): void {
     connection.dead = true;
     for (const stream of [connection.up, connection.down]) {
-      if (stream === undefined) continue;
-      stream.dead = true;
-      this.addQueued(stream.from, -stream.queuedBytes);
-      stream.queuedBytes = 0;
-      stream.queue.length = 0;
+      if (stream !== undefined) this.killStream(stream);
     }
     this.connections.delete(connection.id);
+  }
+
+  /** A dead stream sends nothing more: what it still had queued no longer counts against its node. */
+  private killStream(stream: Stream): void {
+    if (stream.dead) return;
+    stream.dead = true;
+    this.addQueued(stream.from, -stream.queuedBytes);
+    stream.queuedBytes = 0;
+    stream.queue.length = 0;
   }
 
   private makeReady(stream: Stream): void {
@@ -498,7 +508,7 @@ export class Network {
       this.bytesDelivered += segment.lengthBytes;
       if (segment.fin) {
         this.deliverHeld(node, stream);
-        stream.dead = true;
+        this.killStream(stream);
         const connection = this.byEndpoint.get(`${node}/${stream.toEndpoint}`);
         this.byEndpoint.delete(`${node}/${stream.toEndpoint}`);
         if (connection !== undefined) this.forgetConnection(connection);

@@ -308,7 +308,8 @@ export class Simulator {
       this.addNode(plan.id, 'peer', plan, plan);
       this.peerIds.push(plan.id);
     }
-    // Who dials whom. Each pair is dialled from one side only, so no connection is made twice.
+    // Who knows whom: both ends of every edge, as a tracker's peer list would tell them, so either
+    // end can reconnect after a fault. Both may dial; the engines keep one connection per pair.
     const addressOf = (id: string): string => (this.nodes.get(id) as SimNode).address;
     for (const plan of plans) {
       const node = this.nodes.get(plan.id) as SimNode;
@@ -341,6 +342,14 @@ export class Simulator {
         (this.nodes.get((plans[target] as PeerPlan).id) as SimNode).dialledBy.push(
           (plans[dialer] as PeerPlan).id,
         );
+      }
+    }
+    for (const plan of plans) {
+      const node = this.nodes.get(plan.id) as SimNode;
+      for (const id of node.dialledBy) {
+        if (!node.peers.some((peer) => peer.address === addressOf(id))) {
+          node.peers.push({ address: addressOf(id), role: 'neighbour' });
+        }
       }
     }
     this.startEngine(owner);
