@@ -262,6 +262,9 @@ const FAST_EXTENSION_RESERVED = (() => {
 
 const blockKey = (index: number, begin: number): string => `${index}:${begin}`;
 
+/** Random draws tried before the random picker falls back to listing every eligible chunk. */
+const RANDOM_PICK_ATTEMPTS = 24;
+
 export class Engine {
   readonly role: Role;
   readonly name: string;
@@ -1418,13 +1421,23 @@ export class Engine {
   private pickNewChunk(conn: Connection): number | undefined {
     if (this.nowMs < this.storagePausedUntilMs) return undefined;
     const owner = conn.isOwner || this.phases !== 'overlapped' ? undefined : this.ownerConnection();
-    const candidates: number[] = [];
-    for (let i = 0; i < this.geometry.pieceCount; i++) {
-      if (this.downloads.has(i) || this.writing.has(i)) continue;
+    const eligible = (i: number): boolean =>
+      !this.downloads.has(i) &&
+      !this.writing.has(i) &&
       // What the owner hands us is left to the owner: taking it elsewhere would stall its next share.
-      if (owner?.remoteHave.has(i) === true) continue;
-      if (this.wouldDownload(conn, i) && this.canRequest(conn, i)) candidates.push(i);
+      owner?.remoteHave.has(i) !== true &&
+      this.wouldDownload(conn, i) &&
+      this.canRequest(conn, i);
+    if (this.picker === 'random') {
+      // Rejection sampling is uniform over the eligible chunks and, while many are eligible, avoids
+      // scanning them all for every pick (quadratic in the chunk count over a download).
+      for (let attempt = 0; attempt < RANDOM_PICK_ATTEMPTS; attempt++) {
+        const index = this.random.nextInt(this.geometry.pieceCount);
+        if (eligible(index)) return index;
+      }
     }
+    const candidates: number[] = [];
+    for (let i = 0; i < this.geometry.pieceCount; i++) if (eligible(i)) candidates.push(i);
     return pickChunk(this.picker, candidates, this.availability, this.random);
   }
 

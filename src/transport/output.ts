@@ -9,6 +9,7 @@ export type OutputMode = 'human' | 'json' | 'quiet';
 export class Reporter {
   private lastBarAtMs = -1;
   private barShown = false;
+  private readonly pending: string[] = [];
 
   constructor(
     readonly mode: OutputMode,
@@ -19,7 +20,7 @@ export class Reporter {
 
   /** One machine-readable event (JSON mode only). */
   event(fields: Record<string, unknown>): void {
-    if (this.mode === 'json') this.out.write(`${JSON.stringify({ node: this.node, ...fields })}\n`);
+    if (this.mode === 'json') this.write(`${JSON.stringify({ node: this.node, ...fields })}\n`);
   }
 
   activity(event: ActivityEvent, elapsedMs: number): void {
@@ -33,7 +34,7 @@ export class Reporter {
       return;
     }
     if (this.mode === 'human' && !this.tty)
-      this.out.write(`${formatActivityLine(elapsedMs, this.node, event)}\n`);
+      this.write(`${formatActivityLine(elapsedMs, this.node, event)}\n`);
   }
 
   /** A progress bar, redrawn at most ten times a second (TTY, human mode only). */
@@ -44,7 +45,7 @@ export class Reporter {
     const width = 30;
     const filled = total === 0 ? width : Math.round((done / total) * width);
     const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-    this.out.write(`\r${this.node} [${bar}] ${done}/${total} chunks ${detail}\x1b[K`);
+    this.write(`\r${this.node} [${bar}] ${done}/${total} chunks ${detail}\x1b[K`);
     this.barShown = true;
     if (done === total) this.endBar();
   }
@@ -53,20 +54,38 @@ export class Reporter {
     if (this.mode === 'json') this.event({ event: 'info', message });
     else if (this.mode === 'human') {
       this.endBar();
-      this.out.write(`${message}\n`);
+      this.write(`${message}\n`);
     }
   }
 
   error(message: string): void {
     this.endBar();
     if (this.mode === 'json') this.event({ event: 'error', message });
+    this.flush();
     process.stderr.write(`swarm: ${message}\n`);
+  }
+
+  /**
+   * Output is gathered and written once per turn of the event loop: a pipe write is synchronous
+   * in Node, and one per activity line cost a peer a tenth of its time.
+   */
+  private write(text: string): void {
+    this.pending.push(text);
+    if (this.pending.length === 1) setImmediate(() => this.flush());
+  }
+
+  /** Writes whatever is gathered now (also called before the process exits). */
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('');
+    this.pending.length = 0;
+    this.out.write(text);
   }
 
   private endBar(): void {
     if (!this.barShown) return;
     this.barShown = false;
-    this.out.write('\n');
+    this.write('\n');
   }
 }
 
