@@ -1405,8 +1405,15 @@ export class Engine {
     for (const download of this.downloads.values()) {
       if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
       if (this.singleSource.has(download.index) && download.startedBy !== conn.id) {
-        if (this.connections.has(download.startedBy)) continue;
-        // Its sender is gone: this peer takes the chunk over, from the start.
+        const starter = this.connections.get(download.startedBy);
+        if (
+          starter !== undefined &&
+          this.wouldDownload(starter, download.index) &&
+          this.canRequest(starter, download.index)
+        ) {
+          continue;
+        }
+        // Its sender is gone (or may no longer be asked): this peer takes the chunk over, afresh.
         this.restartDownload(download, conn);
       }
       const block = download.blockState.indexOf(0);
