@@ -1202,7 +1202,7 @@ export class Engine {
   private fillSlots(): void {
     while (this.unchokedCount < this.uploadSlots && this.waitingForSlot.length > 0) {
       const next = this.connections.get(this.waitingForSlot.shift() as ConnectionId);
-      if (next !== undefined && next.peerInterested && next.amChoking) this.unchoke(next);
+      if (next?.peerInterested && next.amChoking) this.unchoke(next);
     }
   }
 

@@ -265,7 +265,8 @@ export class Simulator {
     this.healAtMs = healTimeMs(scenario, this.faults);
     this.watch = scenario.invariants === 'full' ? new WireWatch(this.geometry) : undefined;
     this.build();
-    this.faults.forEach((fault, index) => this.queue.push(fault.atMs * 1000, { kind: 'fault', index }));
+    for (const [index, fault] of this.faults.entries())
+      this.queue.push(fault.atMs * 1000, { kind: 'fault', index });
     if (this.faults.length > 0) this.queue.push(this.healAtMs * 1000, { kind: 'heal' });
   }
 

@@ -11,7 +11,7 @@ export const MAIN_USAGE = `usage: swarm <command> [options]
 
 commands:
   owner   seed a file: cut it into chunks, serve peers, act as the swarm's tracker
-  peer    download a file from an owner and trade chunks with neighbours
+  peer    download a file from an owner (or any BitTorrent seeder) and trade chunks with neighbours
 
 Run "swarm <command> --help" for the options of each.`;
 
@@ -31,18 +31,26 @@ export const OWNER_USAGE = `usage: swarm owner --file F [--port P] [--host H] [-
   --json            one JSON object per line; --quiet: errors only`;
 
 export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--download-from HOST:PORT] [--dir D] [--id N]
+       swarm peer --torrent T [--connect HOST:PORT]... [--port P] [--dir D] [--id N]
        swarm peer <ownerPort> <ownPort> <downloadNeighbourPort>
 
   --owner H:P          the owner (its tracker hands out the torrent and ring neighbours)
+  --torrent T          read the .torrent from file T instead and download from any BitTorrent
+                       seeder or peer (libtorrent, aria2, Transmission, swarm): those given with
+                       --connect and those the torrent's tracker names, if it has one (a tracker
+                       that fails is ignored). Every connection is a download source (mesh,
+                       overlapped). --torrent and --owner are exclusive.
+  --connect H:P        with --torrent: dial this seeder or peer (repeatable)
   --port P             port to serve chunks on (default 0: any free port)
   --host H             address to listen on (default 127.0.0.1)
   --download-from H:P  ring: the download neighbour (default: assigned by the owner in join order)
   --dir D              where to keep chunks (default Peer<id>Dir)
   --id N               this peer's id (default: its port, or a random number)
-  --topology T         ring (default), mesh, full or star
-  --degree K           mesh: how many neighbours (default 4)
+  --topology T         ring (default with --owner), mesh (default with --torrent), full or star;
+                       with --torrent only mesh or full
+  --degree K           mesh: how many neighbours from the tracker (default 4)
   --picker P           random (default) or rarest-first
-  --phases M           two-phase (default) or overlapped
+  --phases M           two-phase (default with --owner) or overlapped (default with --torrent)
   --exit-when-done     exit once the file is complete and verified (default: keep seeding)
   --retries N          how often to retry an unreachable owner (default 6)
   --json               one JSON object per line; --quiet: errors only`;

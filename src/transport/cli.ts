@@ -14,7 +14,7 @@ import {
   parsePort,
   UsageFailure,
 } from './args.ts';
-import { runOwner, runPeer } from './node.ts';
+import { type PeerSource, runOwner, runPeer } from './node.ts';
 
 const common = {
   host: { type: 'string' },
@@ -68,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
         options: {
           ...common,
           owner: { type: 'string' },
+          torrent: { type: 'string' },
+          connect: { type: 'string', multiple: true },
           'download-from': { type: 'string' },
           id: { type: 'string' },
           topology: { type: 'string' },
@@ -96,13 +98,35 @@ async function main(argv: string[]): Promise<number> {
         port = parsePort(positionals[1], 'own port', 0);
         downloadFrom = parseAddress(positionals[2] as string, 'download neighbour port');
       }
-      if (owner === undefined) throw new UsageFailure('peer: --owner HOST:PORT is required');
+      const torrentPath = values.torrent;
+      const connect = (values.connect ?? []).map((text) => parseAddress(text, '--connect'));
+      let source: PeerSource;
+      if (torrentPath !== undefined) {
+        // A foreign swarm: the torrent from a file, seeders named with --connect or by its tracker.
+        if (owner !== undefined)
+          throw new UsageFailure(
+            'peer: --torrent and --owner are exclusive (the owner serves its own torrent)',
+          );
+        if (downloadFrom !== undefined)
+          throw new UsageFailure('peer: --download-from needs --owner (ring neighbours); use --connect');
+        if (values.topology === 'ring' || values.topology === 'star')
+          throw new UsageFailure(
+            `peer: --topology ${values.topology} needs --owner; --torrent trades mesh or full`,
+          );
+        source = { kind: 'torrent', path: torrentPath, connect };
+      } else {
+        if (owner === undefined)
+          throw new UsageFailure('peer: --owner HOST:PORT (or --torrent FILE) is required');
+        if (connect.length > 0) throw new UsageFailure('peer: --connect goes with --torrent');
+        source = { kind: 'owner', owner };
+      }
       const id =
         values.id === undefined ? (port !== 0 ? String(port) : String(randomInt(1000, 10_000))) : values.id;
       if (!/^[A-Za-z0-9_-]{1,12}$/.test(id))
         throw new UsageFailure(`--id: "${id}" must be 1 to 12 letters or digits`);
+      const foreign = source.kind === 'torrent';
       return await runPeer({
-        owner,
+        source,
         host: values.host ?? '127.0.0.1',
         port,
         downloadFrom,
@@ -112,11 +136,16 @@ async function main(argv: string[]): Promise<number> {
           values.topology,
           '--topology',
           ['ring', 'mesh', 'full', 'star'] as const,
-          'ring',
+          foreign ? 'mesh' : 'ring',
         ),
         degree: parseCount(values.degree, '--degree', 4, 1, 100),
         picker: parseChoice(values.picker, '--picker', ['random', 'rarest-first'] as const, 'random'),
-        phases: parseChoice(values.phases, '--phases', ['two-phase', 'overlapped'] as const, 'two-phase'),
+        phases: parseChoice(
+          values.phases,
+          '--phases',
+          ['two-phase', 'overlapped'] as const,
+          foreign ? 'overlapped' : 'two-phase',
+        ),
         exitWhenDone: values['exit-when-done'] === true,
         retries: parseCount(values.retries, '--retries', 6, 0, 100),
         output: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'human',

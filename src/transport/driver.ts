@@ -11,6 +11,7 @@ import {
 import { connect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import type { ActivityEvent } from '../engine/activity.ts';
 import type { Effect, Engine, PeerAddress } from '../engine/engine.ts';
+import { HANDSHAKE_LENGTH_BYTES } from '../engine/messages.ts';
 
 /** What the driver needs from the disk. */
 export interface BlockStorage {
@@ -32,9 +33,15 @@ export interface DriverOptions {
 
 /** Reads for a connection wait while this many bytes are queued on its socket (backpressure). */
 const HIGH_WATER_BYTES = 1024 * 1024;
-/** Sockets that have not yet said whether they speak BitTorrent or HTTP. */
-const MAX_UNIDENTIFIED_SOCKETS = 64;
+/**
+ * Sockets not yet proven to be peers: silent ones, BitTorrent ones whose 68-byte handshake is not all
+ * in, and HTTP ones (short tracker requests). At the limit the oldest is destroyed to make room.
+ */
+const MAX_PENDING_SOCKETS = 64;
+/** A pending socket silent this long is destroyed (the engine also times out slow handshakes). */
 const IDENTIFY_TIMEOUT_MS = 10_000;
+/** An HTTP connection idle this long is destroyed (a partial request would otherwise stay forever). */
+const HTTP_IDLE_TIMEOUT_MS = 10_000;
 /** After a graceful close, how long the remote has to finish before the socket is destroyed. */
 const CLOSE_LINGER_MS = 2_000;
 
@@ -53,7 +60,8 @@ export class SocketDriver {
   private timer: NodeJS.Timeout | undefined;
   private timerAtMs: number | undefined;
   private nextInbound = 1;
-  private unidentified = 0;
+  /** Sockets not yet proven to be peers, oldest first (a Set keeps insertion order). */
+  private readonly pending = new Set<Socket>();
   private stopped = false;
   private corked = new Set<Socket>();
 
@@ -73,6 +81,9 @@ export class SocketDriver {
     if (this.options.httpHandler !== undefined) {
       this.http = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, this.options.httpHandler);
       this.http.keepAliveTimeout = 1_000;
+      // Its headers and request timeouts are only checked on a server that listens, and this one never
+      // does (sockets are handed to it): an idle timeout bounds a stalled request instead.
+      this.http.timeout = HTTP_IDLE_TIMEOUT_MS;
     }
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -99,6 +110,9 @@ export class SocketDriver {
     if (this.timer !== undefined) clearTimeout(this.timer);
     for (const state of this.sockets.values()) state.socket.destroy();
     this.sockets.clear();
+    // Without this, server.close() waits for silent sockets to time out.
+    for (const socket of this.pending) socket.destroy();
+    this.pending.clear();
     this.http?.closeAllConnections();
     await new Promise<void>((resolve) =>
       this.server === undefined ? resolve() : this.server.close(() => resolve()),
@@ -106,24 +120,36 @@ export class SocketDriver {
   }
 
   private onSocket(socket: Socket): void {
-    if (this.stopped || this.unidentified >= MAX_UNIDENTIFIED_SOCKETS) {
+    if (this.stopped) {
       socket.destroy();
       return;
     }
-    this.unidentified++;
+    // A flood of silent or half-open sockets must not lock real peers out (refusing new sockets did,
+    // until the flood timed out): the oldest pending one goes, and a real peer speaks at once.
+    if (this.pending.size >= MAX_PENDING_SOCKETS) {
+      const oldest = this.pending.values().next().value as Socket;
+      this.pending.delete(oldest);
+      oldest.destroy();
+    }
+    this.pending.add(socket);
     socket.setTimeout(IDENTIFY_TIMEOUT_MS, () => socket.destroy());
-    let identified = false;
     const settle = (): void => {
-      if (identified) return;
-      identified = true;
-      this.unidentified--;
-      socket.setTimeout(0);
+      if (this.pending.delete(socket)) socket.setTimeout(0);
     };
     socket.once('close', settle);
     socket.once('error', () => socket.destroy());
     socket.once('data', (first: Buffer) => {
-      settle();
       if (first[0] === 19 || this.http === undefined) {
+        // Pending until a whole handshake is in; the engine's handshake timeout also applies.
+        let received = 0;
+        const count = (bytes: Buffer): void => {
+          received += bytes.length;
+          if (received < HANDSHAKE_LENGTH_BYTES) return;
+          socket.off('data', count);
+          settle();
+        };
+        socket.on('data', count);
+        count(first);
         const id = `in:${this.nextInbound++}`;
         const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
         this.attach(id, socket);
@@ -132,6 +158,8 @@ export class SocketDriver {
         this.flush();
         return;
       }
+      // HTTP stays pending for its short life: the tracker has no connection limit of its own.
+      socket.setTimeout(0);
       socket.pause();
       socket.unshift(first);
       this.http.emit('connection', socket);

@@ -1,10 +1,11 @@
 /**
  * One swarm process: the owner (chunks on disk, tracker, engine on sockets) or a peer (torrent from
- * the owner, chunks in Peer<id>Dir, engine on sockets, announces for neighbours).
+ * the owner or from a file, chunks in Peer<id>Dir, engine on sockets, announces for neighbours).
  */
 import { createHash, randomInt } from 'node:crypto';
-import { stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { findDictionaryValueSpan } from '../engine/bencode.ts';
 import { planChunks } from '../engine/chunking.ts';
 import {
   Engine,
@@ -93,7 +94,7 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
   const hashed = await hashFileChunks(options.file, geometry.pieceLengthBytes, sha1);
   if (hashed.totalLengthBytes !== size) throw new Error(`${options.file} changed while it was being read`);
   const name = basename(options.file);
-  const { metainfo } = createTorrent(
+  const { metainfo, bytes: bareTorrent } = createTorrent(
     {
       name,
       totalLengthBytes: size,
@@ -126,6 +127,7 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
     random,
     ownerAdvertising: options.advertising,
     ownerShareChunks: Math.ceil(geometry.pieceCount / options.expectedPeers),
+    ...infoDictionary(bareTorrent),
   });
   const driver = new SocketDriver({
     engine,
@@ -192,8 +194,18 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
   return 0;
 }
 
+/** Where a peer gets its torrent and first contacts. */
+export type PeerSource =
+  /** A swarm owner: the torrent from its `/torrent`, ring neighbours from its tracker. */
+  | { readonly kind: 'owner'; readonly owner: HostPort }
+  /**
+   * Any BitTorrent swarm: the torrent from a file, the seeders and peers to dial given by address
+   * (and by the torrent's tracker, if any).
+   */
+  | { readonly kind: 'torrent'; readonly path: string; readonly connect: readonly HostPort[] };
+
 export interface PeerOptions {
-  readonly owner: HostPort;
+  readonly source: PeerSource;
   readonly host: string;
   readonly port: number;
   readonly downloadFrom: HostPort | undefined;
@@ -213,7 +225,7 @@ async function fetchTorrentWithRetry(
   owner: HostPort,
   retries: number,
   reporter: Reporter,
-): Promise<Metainfo> {
+): Promise<{ metainfo: Metainfo; bytes: Uint8Array }> {
   let delayMs = 250;
   let lastError = '';
   for (let attempt = 0; attempt <= retries; attempt++) {
@@ -221,7 +233,7 @@ async function fetchTorrentWithRetry(
     if (result.ok) {
       const parsed = parseTorrent(result.bytes, sha1);
       if (!parsed.ok) throw new OwnerFailure(`the owner sent a bad torrent: ${parsed.error.message}`);
-      return parsed.metainfo;
+      return { metainfo: parsed.metainfo, bytes: result.bytes };
     }
     lastError = result.error;
     if (attempt < retries) {
@@ -233,6 +245,27 @@ async function fetchTorrentWithRetry(
   throw new OwnerFailure(
     `owner ${formatAddress(owner)} unreachable after ${retries + 1} attempts (${lastError})`,
   );
+}
+
+/** Reads and checks a .torrent file named on the command line. */
+async function readTorrentFile(path: string): Promise<{ metainfo: Metainfo; bytes: Uint8Array }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (error) {
+    throw new UsageFailure(
+      `cannot read --torrent ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+  const parsed = parseTorrent(bytes, sha1);
+  if (!parsed.ok) throw new UsageFailure(`--torrent ${path}: ${parsed.error.message}`);
+  return { metainfo: parsed.metainfo, bytes };
+}
+
+/** The exact bytes of a torrent's info dictionary, for the engine to serve over BEP 9 (ut_metadata). */
+function infoDictionary(torrent: Uint8Array): { metadata?: Uint8Array } {
+  const span = findDictionaryValueSpan(torrent, 'info');
+  return span === undefined ? {} : { metadata: torrent.slice(span.start, span.end) };
 }
 
 /** The run failed for a reason outside our control: exit code 1, one clear line. */
@@ -260,7 +293,11 @@ export async function runPeer(options: PeerOptions): Promise<number> {
 }
 
 async function peerMain(options: PeerOptions, name: string, reporter: Reporter): Promise<number> {
-  const metainfo = await fetchTorrentWithRetry(options.owner, options.retries, reporter);
+  const { source } = options;
+  const { metainfo, bytes: torrentBytes } =
+    source.kind === 'owner'
+      ? await fetchTorrentWithRetry(source.owner, options.retries, reporter)
+      : await readTorrentFile(source.path);
   const { geometry } = metainfo;
   const store = new ChunkStore({
     dir: options.dir,
@@ -294,6 +331,7 @@ async function peerMain(options: PeerOptions, name: string, reporter: Reporter):
     topology: options.topology,
     picker: options.picker,
     phases: options.phases,
+    ...infoDictionary(torrentBytes),
   });
   const startedAt = Date.now();
   let held = opened.have.count;
@@ -361,17 +399,26 @@ async function peerMain(options: PeerOptions, name: string, reporter: Reporter):
   );
   reporter.progress(held, geometry.pieceCount, 0);
 
-  const ownerAddress = formatAddress(options.owner);
-  const initial: { address: string; role: PeerRole }[] = [{ address: ownerAddress, role: 'owner' }];
+  const initial: { address: string; role: PeerRole }[] = [];
+  if (source.kind === 'owner') initial.push({ address: formatAddress(source.owner), role: 'owner' });
+  else
+    for (const address of source.connect)
+      initial.push({ address: formatAddress(address), role: 'neighbour' });
   if (options.downloadFrom !== undefined)
     initial.push({ address: formatAddress(options.downloadFrom), role: 'download-neighbour' });
-  driver.addPeers(initial);
+  if (initial.length > 0) driver.addPeers(initial);
 
-  const announceUrl = metainfo.announce ?? `http://${ownerAddress}/announce`;
+  // With --torrent the tracker is whatever the torrent names (maybe none, maybe unreachable): trading
+  // with the --connect peers does not depend on it.
+  const announceUrl =
+    metainfo.announce ??
+    (source.kind === 'owner' ? `http://${formatAddress(source.owner)}/announce` : undefined);
+  let trackerFailureReported = false;
   const chosen = new Set<string>();
   let announceTimer: NodeJS.Timeout | undefined;
   let stopping = false;
   const sendAnnounce = async (event?: 'started' | 'completed' | 'stopped'): Promise<number> => {
+    if (announceUrl === undefined) return 300;
     const stats = engine.getStats();
     const outcome = await announce(
       {
@@ -387,6 +434,10 @@ async function peerMain(options: PeerOptions, name: string, reporter: Reporter):
       },
       { timeoutMs: 3_000 },
     );
+    if (!outcome.ok && source.kind === 'torrent' && !trackerFailureReported && !stopping) {
+      trackerFailureReported = true;
+      reporter.info(`${name}: tracker ${announceUrl} failed (${outcome.error}); trading with known peers`);
+    }
     if (!outcome.ok || event === 'stopped' || stopping) return 5;
     const response = outcome.response;
     const peers: { address: string; role: PeerRole }[] = [];
@@ -412,7 +463,7 @@ async function peerMain(options: PeerOptions, name: string, reporter: Reporter):
     if (stopping) return;
     announceTimer = setTimeout(() => void loop(), Math.max(1, Math.min(intervalSeconds, 300)) * 1000);
   };
-  void loop('started');
+  if (announceUrl !== undefined) void loop('started');
 
   await Promise.race([done, untilSignal()]);
   stopping = true;
@@ -424,7 +475,7 @@ async function peerMain(options: PeerOptions, name: string, reporter: Reporter):
     bytesUp: finalStats.bytesUp,
     bytesDown: finalStats.bytesDown,
   });
-  await sendAnnounce('stopped');
+  if (announceUrl !== undefined) await sendAnnounce('stopped');
   await driver.stop();
   await store.close();
   if (failure !== undefined) {

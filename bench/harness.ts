@@ -1,0 +1,223 @@
+/**
+ * The whole benchmark run: every stage in turn, inside one time budget, giving one flat object of
+ * numbers (the `--json` output) and the table printed by `npm run bench`.
+ */
+
+import { GiB, MiB, round, say, stopAll } from './lib.ts';
+import { linkBench } from './link.ts';
+import { memoryBench } from './memory.ts';
+import { codecBench, verifyBench } from './micro.ts';
+import { simBench } from './sim.ts';
+import { swarmBench } from './swarm.ts';
+
+export const STAGES = ['codec', 'verify', 'sim', 'memory', 'link', 'swarm'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** Every key `npm run bench -- --json` promises, each a finite number. */
+export const REQUIRED_KEYS = [
+  'codecEncodeMBps',
+  'codecDecodeMBps',
+  'codecMixedDecodeMBps',
+  'verifyMBps',
+  'verifyBareMBps',
+  'verifyRatio',
+  'linkMBps',
+  'bareTcpMBps',
+  'linkRatio',
+  'swarmRingSeconds',
+  'swarmMeshSeconds',
+  'swarmRingMBps',
+  'swarmMeshMBps',
+  'simEventsPerSecond',
+  'simRatio',
+  'boundRatioRing6',
+  'boundRatioMesh200',
+  'memoryPeakRss100MiB',
+  'memoryPeakRss1GiB',
+] as const;
+
+export interface BenchConfig {
+  readonly quick: boolean;
+  /** The whole run should end within this (stages with repeated runs shorten to fit). */
+  readonly budgetMs: number;
+  readonly micro: { readonly cpuTimeMs: number; readonly rounds: number };
+  readonly sim: {
+    readonly meshPeers: number;
+    readonly meshChunks: number;
+    readonly bareEvents: number;
+    readonly bareRuns: number;
+  };
+  readonly link: { readonly bytes: number; readonly runs: number; readonly timeoutMs: number };
+  readonly swarm: {
+    readonly bytes: number;
+    readonly peers: number;
+    readonly runs: number;
+    readonly timeoutMs: number;
+  };
+  readonly memory: { readonly smallBytes: number; readonly largeBytes: number; readonly timeoutMs: number };
+}
+
+export const FULL: BenchConfig = {
+  quick: false,
+  budgetMs: 280_000,
+  micro: { cpuTimeMs: 300, rounds: 3 },
+  sim: { meshPeers: 200, meshChunks: 1000, bareEvents: 2_000_000, bareRuns: 5 },
+  link: { bytes: 200 * MiB, runs: 3, timeoutMs: 120_000 },
+  swarm: { bytes: 100 * MiB, peers: 5, runs: 3, timeoutMs: 120_000 },
+  memory: { smallBytes: 100 * MiB, largeBytes: GiB, timeoutMs: 240_000 },
+};
+
+/** Tiny sizes and one run of everything: checks the harness, measures nothing worth quoting. */
+export const QUICK: BenchConfig = {
+  quick: true,
+  budgetMs: 60_000,
+  micro: { cpuTimeMs: 20, rounds: 1 },
+  sim: { meshPeers: 20, meshChunks: 50, bareEvents: 100_000, bareRuns: 1 },
+  link: { bytes: 4 * MiB, runs: 1, timeoutMs: 30_000 },
+  swarm: { bytes: 2 * MiB, peers: 3, runs: 1, timeoutMs: 30_000 },
+  memory: { smallBytes: MiB, largeBytes: 4 * MiB, timeoutMs: 30_000 },
+};
+
+export type Results = Record<string, number>;
+
+export async function runBenchmarks(
+  config: BenchConfig,
+  stages: readonly Stage[] = STAGES,
+): Promise<Results> {
+  const startedAt = performance.now();
+  const remainingMs = (): number => config.budgetMs - (performance.now() - startedAt);
+  const results: Results = {};
+  const timed = async (stage: Stage, body: () => Promise<Results>): Promise<void> => {
+    if (!stages.includes(stage)) return;
+    const stageStart = performance.now();
+    say(`${stage} ...`);
+    Object.assign(results, await body());
+    say(`${stage} done in ${((performance.now() - stageStart) / 1000).toFixed(1)} s`);
+  };
+  try {
+    // Fixed work first; the stages that repeat runs then share what is left of the budget.
+    await timed('codec', () => codecBench(config.micro));
+    await timed('verify', () => verifyBench(config.micro));
+    await timed('sim', () => simBench(config.sim));
+    await timed('memory', () => memoryBench(config.memory));
+    const swarmShare = stages.includes('swarm') ? 2 : 0;
+    await timed('link', () => linkBench({ ...config.link, budgetMs: remainingMs() / (1 + swarmShare) }));
+    await timed('swarm', () => swarmBench({ ...config.swarm, budgetMs: remainingMs() }));
+  } finally {
+    await stopAll();
+  }
+  results.wallSeconds = (performance.now() - startedAt) / 1000;
+  results.quick = config.quick ? 1 : 0;
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+const LIBTORRENT_SECONDS = [3.4, 4.2] as const;
+/** The middle of libtorrent's range: a swarm ratio below 1 beats it. */
+const LIBTORRENT_MIDDLE_SECONDS = 3.8;
+const ARIA2_SECONDS = [4.5, 4.9] as const;
+
+function fixed(value: number | undefined, digits = 1): string {
+  return value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
+}
+
+function size(bytes: number): string {
+  return bytes >= GiB ? `${round(bytes / GiB, 1)} GiB` : `${round(bytes / MiB, 1)} MiB`;
+}
+
+export function formatResults(results: Results, config: BenchConfig): string {
+  const r = (key: string): number | undefined => results[key];
+  const mib = (key: string): string => `${fixed((r(key) ?? Number.NaN) / MiB)} MiB`;
+  const rows: string[][] = [];
+  const add = (stage: string, what: string, value: string, against = '', ratio = ''): void => {
+    if (value.startsWith('-')) return;
+    rows.push([stage, what, value, against, ratio]);
+  };
+  add('codec', 'encode piece messages (16 KiB blocks)', `${fixed(r('codecEncodeMBps'), 0)} MB/s`);
+  add('codec', 'decode piece messages (64 KiB reads)', `${fixed(r('codecDecodeMBps'), 0)} MB/s`);
+  add('codec', 'decode mixed stream (1 B–64 KiB reads)', `${fixed(r('codecMixedDecodeMBps'), 0)} MB/s`);
+  add(
+    'verify',
+    'SHA-1 verify a 100 KiB chunk, as the engine',
+    `${fixed(r('verifyMBps'), 0)} MB/s`,
+    `createHash ${fixed(r('verifyBareMBps'), 0)} MB/s`,
+    fixed(r('verifyRatio'), 2),
+  );
+  const link = size(config.link.bytes);
+  add(
+    'link',
+    `owner → 1 peer, ${link}, verified, on disk, combined`,
+    `${fixed(r('linkMBps'))} MB/s`,
+    `bare TCP ${fixed(r('bareTcpMBps'), 0)} MB/s`,
+    fixed(r('linkRatio'), 3),
+  );
+  add('link', '  the same, until the last chunk is stored', `${fixed(r('linkTransferMBps'))} MB/s`);
+  const anchor = `libtorrent ${LIBTORRENT_SECONDS[0]}–${LIBTORRENT_SECONDS[1]} s, aria2 ${ARIA2_SECONDS[0]}–${ARIA2_SECONDS[1]} s`;
+  const swarm = `owner + ${config.swarm.peers} peers, ${size(config.swarm.bytes)}`;
+  for (const [name, label] of [
+    ['Ring', 'ring'],
+    ['Mesh', 'mesh'],
+  ] as const) {
+    const seconds = r(`swarm${name}Seconds`);
+    add(
+      'swarm',
+      `${label}, ${swarm}`,
+      `${fixed(seconds, 2)} s, ${fixed(r(`swarm${name}MBps`))} MB/s`,
+      anchor,
+      seconds === undefined ? '' : `${fixed(seconds / LIBTORRENT_MIDDLE_SECONDS, 2)}× lt`,
+    );
+  }
+  const mesh = `mesh ${config.sim.meshPeers} peers × ${config.sim.meshChunks} chunks`;
+  add(
+    'sim',
+    `events/s, ${mesh}`,
+    fixed(r('simEventsPerSecond'), 0),
+    `bare heap ${fixed(r('simBareEventsPerSecond'), 0)}/s`,
+    fixed(r('simRatio'), 4),
+  );
+  add(
+    'sim',
+    'ring6: simulated time / lower bound',
+    `${fixed((r('simRing6Ms') ?? Number.NaN) / 1000, 2)} s`,
+    `lower bound ${fixed((r('simRing6LowerBoundMs') ?? Number.NaN) / 1000, 2)} s`,
+    fixed(r('boundRatioRing6'), 3),
+  );
+  add(
+    'sim',
+    `${mesh}: simulated / lower bound`,
+    `${fixed((r('simMeshMs') ?? Number.NaN) / 1000, 2)} s`,
+    `lower bound ${fixed((r('simMeshLowerBoundMs') ?? Number.NaN) / 1000, 2)} s`,
+    fixed(r('boundRatioMesh200'), 3),
+  );
+  add('memory', `peak RSS, 1 peer, ${size(config.memory.smallBytes)}`, mib('memoryPeakRss100MiB'));
+  add(
+    'memory',
+    `peak RSS, 1 peer, ${size(config.memory.largeBytes)}`,
+    mib('memoryPeakRss1GiB'),
+    `the ${size(config.memory.smallBytes)} run`,
+    fixed(r('memoryRatio'), 2),
+  );
+  const header = ['stage', 'measure', 'value', 'against', 'ratio'];
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, column) =>
+        column === 2 || column === 4
+          ? cell.padStart(widths[column] as number)
+          : cell.padEnd(widths[column] as number),
+      )
+      .join('  ')
+      .trimEnd();
+  const footer = `${config.quick ? 'quick run (tiny sizes, 1 run each): not for quoting. ' : ''}wall time ${fixed(r('wallSeconds'))} s`;
+  return [
+    line(header),
+    line(header.map((_, column) => '-'.repeat(widths[column] as number))),
+    ...rows.map(line),
+    '',
+    footer,
+  ].join('\n');
+}

@@ -1,0 +1,157 @@
+/**
+ * The libtorrent side of the interop tests: a small Python program for Debian's python3-libtorrent,
+ * run as '/usr/bin/python3 -c LIBTORRENT_DRIVER --torrent T --save D [--connect H:P]... [--seed]'.
+ * It lives in a TypeScript string so that every file under test/interop/ is one uvu can load
+ * ('uvu -r tsx test interop' loads whatever matches "interop").
+ */
+export const LIBTORRENT_DRIVER = String.raw`"""A libtorrent (python3-libtorrent, Debian) client for swarm's interop tests, on 127.0.0.1 only.
+
+Downloads or seeds one torrent and prints one JSON object per line on stdout:
+  {"event": "listening", "port": P}                 the session listens (TCP, loopback only)
+  {"event": "torrent", "path": T}                   --make-torrent wrote a v1 torrent
+  {"event": "status", "progress": .., "peers": ..}  once a second
+  {"event": "complete"}                             every piece downloaded and hash-checked
+  {"event": "seeding"}                              --seed: the data was checked and is served
+  {"event": "alert", "message": ...}                peer and tracker errors, for diagnosis
+It exits by itself after --max-seconds (exit code 3 if the download did not finish), so a test
+that forgets it cannot leave it running for ever.
+
+DHT, local service discovery, UPnP, NAT-PMP, PEX and uTP are off; only TCP to the addresses given
+with --connect (and whatever the torrent's tracker returns).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import libtorrent as lt
+
+
+def emit(**fields):
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def host_port(text):
+    host, _, port = text.rpartition(":")
+    return (host or "127.0.0.1", int(port))
+
+
+def make_torrent(data_path, piece_size, out_path, announce):
+    files = lt.file_storage()
+    lt.add_files(files, data_path)
+    creator = lt.create_torrent(files, piece_size, flags=lt.create_torrent.v1_only)
+    if announce:
+        creator.add_tracker(announce)
+    lt.set_piece_hashes(creator, os.path.dirname(os.path.abspath(data_path)))
+    with open(out_path, "wb") as out:
+        out.write(lt.bencode(creator.generate()))
+    emit(event="torrent", path=out_path, pieces=creator.num_pieces())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--torrent", help="the .torrent file")
+    parser.add_argument("--magnet", help="or only a magnet link: the metadata comes from peers (BEP 9)")
+    parser.add_argument("--save", required=True, help="folder holding (or receiving) the file")
+    parser.add_argument("--connect", action="append", default=[], help="HOST:PORT to dial (repeatable)")
+    parser.add_argument("--seed", action="store_true", help="the file is already in --save: serve it")
+    parser.add_argument("--make-torrent", help="first write a v1 torrent of this file to --torrent")
+    parser.add_argument("--piece-size", type=int, default=262144)
+    parser.add_argument("--announce", default="")
+    parser.add_argument("--max-seconds", type=float, default=50.0)
+    parser.add_argument("--exit-when-done", action="store_true")
+    args = parser.parse_args()
+
+    if args.make_torrent:
+        make_torrent(args.make_torrent, args.piece_size, args.torrent, args.announce)
+
+    settings = {
+        "listen_interfaces": "127.0.0.1:0",
+        "outgoing_interfaces": "127.0.0.1",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        # Loopback trackers and peers are fine here; nothing leaves 127.0.0.1.
+        "ssrf_mitigation": False,
+        "alert_mask": lt.alert.category_t.error_notification
+        | lt.alert.category_t.peer_notification
+        | lt.alert.category_t.tracker_notification
+        | lt.alert.category_t.status_notification,
+        "user_agent": "swarm-interop libtorrent/" + lt.__version__,
+    }
+    session = lt.session(settings)
+
+    if args.magnet:
+        params = lt.parse_magnet_uri(args.magnet)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(args.torrent)
+    params.save_path = args.save
+    params.flags = (
+        lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
+    ) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    handle = session.add_torrent(params)
+
+    deadline = time.monotonic() + args.max_seconds
+    while session.listen_port() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    emit(event="listening", port=session.listen_port())
+
+    peers = [host_port(text) for text in args.connect]
+    finished = False
+    announced_seeding = False
+    last_status = 0.0
+    last_dial = 0.0
+    while time.monotonic() < deadline:
+        for alert in session.pop_alerts():
+            kind = type(alert).__name__
+            if kind in ("peer_error_alert", "peer_disconnected_alert", "tracker_error_alert",
+                        "torrent_error_alert", "file_error_alert", "hash_failed_alert",
+                        "peer_connect_alert", "tracker_reply_alert", "tracker_warning_alert"):
+                emit(event="alert", kind=kind, message=alert.message())
+        status = handle.status()
+        if status.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+            time.sleep(0.05)
+            continue
+        now = time.monotonic()
+        # Dial the given peers, and again whenever we have no connection at all (a peer we dialled
+        # may have closed an encrypted attempt; libtorrent retries in plain text on its own, but a
+        # peer that was not listening yet needs another go).
+        if peers and status.num_peers == 0 and now - last_dial >= 1.0:
+            last_dial = now
+            for peer in peers:
+                handle.connect_peer(peer)
+        if args.seed and not announced_seeding and status.is_seeding:
+            announced_seeding = True
+            finished = True
+            emit(event="seeding", pieces=status.num_pieces)
+        if not args.seed and not finished and status.is_seeding:
+            finished = True
+            emit(event="complete", pieces=status.num_pieces, downloaded=status.total_payload_download)
+            if args.exit_when_done:
+                return 0
+        if now - last_status >= 1.0:
+            last_status = now
+            emit(
+                event="status",
+                state=str(status.state),
+                progress=round(status.progress, 4),
+                peers=status.num_peers,
+                seeds=status.num_seeds,
+                down=status.total_payload_download,
+                up=status.total_payload_upload,
+            )
+        time.sleep(0.05)
+    return 0 if finished else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+`;
