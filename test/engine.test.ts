@@ -108,6 +108,56 @@ test('a corrupt block is caught by the chunk hash, never stored, and the liar is
     assert.equal(Buffer.compare(bytes, FILE.chunks[index] as Uint8Array), 0);
 });
 
+test('a liar that only fills in blocks of chunks the owner started is still found (smart ban)', () => {
+  const harness = new Harness(makeFile(1_100_000));
+  const owner = harness.add('owner', { role: 'owner', ownerAdvertising: 'all' });
+  const liar = harness.add('liar', { role: 'owner', ownerAdvertising: 'all' });
+  const peer = harness.add('peer1', { role: 'peer', topology: 'mesh', phases: 'overlapped' });
+  harness.corrupt = (from, bytes) => {
+    if (from !== 'liar' || bytes.length < 1000) return bytes;
+    const copy = bytes.slice();
+    copy[0] = (copy[0] as number) ^ 0xff;
+    return copy;
+  };
+  peer.engine.handlePeers(0, [
+    { address: liar.address, role: 'neighbour' },
+    { address: owner.address, role: 'owner' },
+  ]);
+  harness.run({ untilMs: 600_000, stop: () => peer.engine.isComplete });
+  assert.ok(peer.engine.isComplete);
+  const closes = peer.log.filter(
+    (effect) => effect.kind === 'close' && effect.reason.code === 'corrupt-data',
+  );
+  assert.is(closes.length, 1, 'the liar, and only the liar, is dropped');
+  assert.not.ok(
+    peer.log.some(
+      (effect) =>
+        effect.kind === 'activity' && effect.event.kind === 'disconnected' && effect.event.peer === 'owner',
+    ),
+    'the honest owner is never blamed',
+  );
+});
+
+test('a failed write is retried from the verified bytes, with a growing pause, and nothing is fetched twice', () => {
+  const harness = new Harness(FILE);
+  const owner = harness.add('owner', { role: 'owner', ownerAdvertising: 'all' });
+  const peer = harness.add('peer1', { role: 'peer', topology: 'star' });
+  let failures = 0;
+  harness.failWrite = () => failures++ < 5;
+  peer.engine.handlePeers(0, [{ address: owner.address, role: 'owner' }]);
+  harness.run({ untilMs: 600_000, stop: () => peer.engine.isComplete });
+  assert.ok(peer.engine.isComplete);
+  assert.is(peer.engine.getStats().bytesDown, FILE.bytes.length, 'no chunk downloaded twice');
+  const errors = peer.log.filter(
+    (effect) => effect.kind === 'activity' && effect.event.kind === 'storage-error',
+  );
+  assert.is(errors.length, 5);
+  assert.ok(
+    harness.nowMs >= 16_000,
+    `the pause doubles up to 16 s by the fifth failure (took ${harness.nowMs} ms)`,
+  );
+});
+
 function drive(engine: Engine, bytes: Uint8Array): Effect[] {
   engine.handleAccepted(0, 'in:1', 'remote:1');
   engine.handleData(0, 'in:1', bytes);

@@ -65,8 +65,9 @@ export interface EngineLimits {
   readonly reconnectBaseMs: number;
   readonly reconnectMaxMs: number;
   readonly tickMs: number;
-  /** After a chunk could not be stored (disk full), how long to start no new chunk. */
+  /** After a chunk could not be stored (disk full), how long before writing it again; it doubles. */
   readonly storageRetryMs: number;
+  readonly storageRetryMaxMs: number;
   /** In endgame, how many peers one block may be asked from at once. */
   readonly endgameDuplicates: number;
   /** Endgame starts when every missing chunk is under way and at most this many blocks are missing. */
@@ -97,6 +98,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   reconnectMaxMs: 8_000,
   tickMs: 250,
   storageRetryMs: 1_000,
+  storageRetryMaxMs: 30_000,
   endgameDuplicates: 2,
   endgameBlocks: 16,
   requestQueueMs: 500,
@@ -238,6 +240,8 @@ interface ChunkDownload {
   readonly requestedFrom: Map<number, Set<ConnectionId>>;
   /** The connection that started it: the only sender of a chunk that once failed verification. */
   startedBy: ConnectionId;
+  /** Who sent each block (a peer label), for the smart ban. */
+  readonly blockSenders: (string | undefined)[];
   lastSource: string;
   lastSourceIsOwner: boolean;
   announced: Set<ConnectionId>;
@@ -261,6 +265,9 @@ const FAST_EXTENSION_RESERVED = (() => {
 })();
 
 const blockKey = (index: number, begin: number): string => `${index}:${begin}`;
+
+/** Failed chunks kept for the smart ban at most (each holds one chunk's bytes). */
+const MAX_SUSPECT_CHUNKS = 8;
 
 /** Random draws tried before the random picker falls back to listing every eligible chunk. */
 const RANDOM_PICK_ATTEMPTS = 24;
@@ -304,6 +311,15 @@ export class Engine {
   private completeAnnounced = false;
   /** After a failed write, no new chunk is started before this time. */
   private storagePausedUntilMs = 0;
+  /** Writes that failed since the last one that worked: the storage backoff doubles with each. */
+  private storageFailures = 0;
+  /** Verified chunks whose write failed: when to write them again. */
+  private readonly writeRetries = new Map<number, number>();
+  /**
+   * Chunks that failed verification with several senders: the bad bytes and who sent each block.
+   * When a good copy verifies, the blocks that differ name the liars (a "smart ban").
+   */
+  private readonly suspects = new Map<number, { buffer: Uint8Array; senders: (string | undefined)[] }>();
   /** Peers we upload to at once; the rest wait in line (the owner's slots; unlimited for peers). */
   private readonly uploadSlots: number;
   /** Bytes a peer receives before its slot passes to the next in line. */
@@ -530,15 +546,26 @@ export class Engine {
   handleChunkWritten(nowMs: number, index: number, error: string | undefined): void {
     this.advance(nowMs);
     const download = this.writing.get(index);
-    if (download === undefined) throw new UsageError(`chunk-written: chunk ${index} was not being written`);
-    this.writing.delete(index);
+    if (download === undefined || this.writeRetries.has(index)) {
+      throw new UsageError(`chunk-written: chunk ${index} was not being written`);
+    }
     if (error !== undefined) {
       this.activity({ kind: 'storage-error', chunk: index, message: error });
-      // A full disk stays full for a while: start no new chunk until the pause is over.
-      this.storagePausedUntilMs = nowMs + this.limits.storageRetryMs;
+      // The verified bytes are kept and written again later, with a backoff that doubles: a full
+      // disk stays full for a while, and nothing is downloaded twice for it. No new chunk starts
+      // meanwhile.
+      this.storageFailures++;
+      const delayMs = Math.min(
+        this.limits.storageRetryMaxMs,
+        this.limits.storageRetryMs * 2 ** Math.min(this.storageFailures - 1, 20),
+      );
+      this.writeRetries.set(index, nowMs + delayMs);
+      this.storagePausedUntilMs = Math.max(this.storagePausedUntilMs, nowMs + delayMs);
       this.scheduleTick();
       return;
     }
+    this.writing.delete(index);
+    this.storageFailures = 0;
     this.have.set(index);
     this.lastProgressAtMs = nowMs;
     this.starving = false;
@@ -567,6 +594,8 @@ export class Engine {
       this.effects.push({ kind: 'complete' });
       this.refreshInterest();
     }
+    // Last, as it may close connections: the chunk is held by now, so nothing picks it again.
+    this.confirmSuspects(download);
     this.pumpAll();
   }
 
@@ -600,6 +629,17 @@ export class Engine {
     ) {
       this.starving = true;
       this.refreshInterest();
+    }
+    for (const [index, atMs] of [...this.writeRetries]) {
+      if (atMs > nowMs) continue;
+      this.writeRetries.delete(index);
+      const download = this.writing.get(index) as ChunkDownload;
+      this.effects.push({
+        kind: 'write-chunk',
+        index,
+        bytes: download.buffer,
+        fromOwner: download.lastSourceIsOwner,
+      });
     }
     this.dialKnownPeers();
     this.pumpAll();
@@ -641,7 +681,7 @@ export class Engine {
 
   private scheduleTick(): void {
     if (this.stopped) return;
-    const waiting = this.connections.size > 0 || this.wantsRedial();
+    const waiting = this.connections.size > 0 || this.writeRetries.size > 0 || this.wantsRedial();
     if (!waiting) {
       this.nextTickAtMs = undefined;
       return;
@@ -1244,6 +1284,7 @@ export class Engine {
       download.buffer.set(block, begin);
       download.blockState[blockIndex] = 2;
       download.blocksReceived++;
+      download.blockSenders[blockIndex] = conn.label;
       if (!download.contributors.has(conn.id)) {
         download.contributors.add(conn.id);
         if (conn.remotePeerId !== undefined) download.contributorIds.push(conn.remotePeerId);
@@ -1263,6 +1304,30 @@ export class Engine {
     }
     if (download.blocksReceived === download.blockState.length) this.finishChunk(download);
     this.pump(conn);
+  }
+
+  /** A good copy of a chunk that once failed: every peer whose block differed from it lied. */
+  private confirmSuspects(good: ChunkDownload): void {
+    const suspect = this.suspects.get(good.index);
+    if (suspect === undefined) return;
+    this.suspects.delete(good.index);
+    const liars = new Set<string>();
+    for (let block = 0; block < good.blockState.length; block++) {
+      const sender = suspect.senders[block];
+      if (sender === undefined) continue;
+      const begin = block * BLOCK_LENGTH_BYTES;
+      const end = Math.min(begin + BLOCK_LENGTH_BYTES, good.lengthBytes);
+      if (!bytesEqual(suspect.buffer.subarray(begin, end), good.buffer.subarray(begin, end)))
+        liars.add(sender);
+    }
+    for (const label of liars) {
+      this.untrusted.add(label);
+      for (const conn of [...this.connections.values()]) {
+        if (conn.label !== label) continue;
+        this.untrusted.add(conn.address);
+        this.closeConnection(conn, { code: 'corrupt-data', chunkIndex: good.index }, false);
+      }
+    }
   }
 
   private finishChunk(download: ChunkDownload): void {
@@ -1290,8 +1355,12 @@ export class Engine {
     this.activity({ kind: 'chunk-corrupt', chunk: download.index, from: download.lastSource });
     if (download.contributors.size > 1) {
       // Several senders: which one lied is unknown. The chunk is fetched again from one sender
-      // only, so the next failure names the liar and no honest peer is blamed.
+      // only, so the next failure names the liar and no honest peer is blamed; and the bad copy is
+      // kept, so the good one shows whose blocks were wrong.
       this.singleSource.add(download.index);
+      if (this.suspects.size >= MAX_SUSPECT_CHUNKS)
+        this.suspects.delete(this.suspects.keys().next().value as number);
+      this.suspects.set(download.index, { buffer: download.buffer, senders: [...download.blockSenders] });
       return;
     }
     for (const id of download.contributors) {
@@ -1461,6 +1530,7 @@ export class Engine {
     download.blocksReceived = 0;
     download.contributors.clear();
     download.requestedFrom.clear();
+    download.blockSenders.length = 0;
     download.startedBy = conn.id;
   }
 
@@ -1476,6 +1546,7 @@ export class Engine {
       contributorIds: [],
       requestedFrom: new Map(),
       startedBy: conn.id,
+      blockSenders: [],
       lastSource: conn.label,
       lastSourceIsOwner: conn.isOwner,
       announced: new Set(),

@@ -601,12 +601,13 @@ export class Simulator {
           );
         }
         node.disk.set(event.index, same ? canonical : event.bytes.slice());
+        node.engine.handleChunkWritten(this.nowMs(), event.index, undefined);
+        // Only once the engine is done with the buffer may another chunk reuse it.
         if (same) {
           const spare = this.bufferPool.get(event.bytes.length) ?? [];
           if (spare.length < 64) spare.push(event.bytes);
           this.bufferPool.set(event.bytes.length, spare);
         }
-        node.engine.handleChunkWritten(this.nowMs(), event.index, undefined);
         this.drain(node);
         return;
       }

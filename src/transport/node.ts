@@ -381,8 +381,8 @@ async function peerMain(options: PeerOptions, name: string, reporter: Reporter):
         },
       );
     },
-    onStorageError: (index, error) =>
-      reporter.error(`${name}: could not store chunk ${index}: ${error.message}`),
+    // The store's message already names the chunk ("cannot store chunk 5: disk full ...").
+    onStorageError: (_index, error) => reporter.error(`${name}: ${error.message}`),
   });
   const port = await listenOrExplain(driver, options.host, options.port);
   reporter.event({

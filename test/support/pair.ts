@@ -51,6 +51,8 @@ export class Harness {
   private nextInbound = 1;
   nowMs = 0;
   corrupt: ((from: string, bytes: Uint8Array) => Uint8Array) | undefined;
+  /** Asked before every chunk write; true makes that write fail as a full disk would. */
+  failWrite: (() => boolean) | undefined;
 
   constructor(
     readonly file: TestFile,
@@ -148,6 +150,10 @@ export class Harness {
         return;
       }
       case 'write-chunk':
+        if (this.failWrite?.() === true) {
+          node.engine.handleChunkWritten(this.nowMs, effect.index, 'disk full (ENOSPC)');
+          return;
+        }
         node.disk.set(effect.index, effect.bytes.slice());
         node.engine.handleChunkWritten(this.nowMs, effect.index, undefined);
         return;
