@@ -77,8 +77,11 @@ export interface EngineLimits {
    * requests do not pile up in a busy peer's queue where the last chunks would wait behind others.
    */
   readonly requestQueueMs: number;
-  /** The fewest requests kept in flight to a peer, before its rate is known and after. */
-  readonly minOutstandingRequestsPerPeer: number;
+  /**
+   * The fewest requests kept in flight to a peer, before its rate is known and after; by default a
+   * whole chunk's blocks (at least four).
+   */
+  readonly minOutstandingRequestsPerPeer?: number;
 }
 
 export const DEFAULT_LIMITS: EngineLimits = {
@@ -102,7 +105,6 @@ export const DEFAULT_LIMITS: EngineLimits = {
   endgameDuplicates: 2,
   endgameBlocks: 16,
   requestQueueMs: 500,
-  minOutstandingRequestsPerPeer: 4,
 };
 
 export interface EngineOptions {
@@ -325,6 +327,7 @@ export class Engine {
   /** Bytes a peer receives before its slot passes to the next in line. */
   private readonly slotBytes: number;
   private unchokedCount = 0;
+  private readonly minOutstandingRequests: number;
   /** Block reads asked of the driver and not yet answered, over all connections. */
   private readsInFlight = 0;
   private nextRequestSequence = 0;
@@ -359,6 +362,13 @@ export class Engine {
     this.ownerAdvertising = options.ownerAdvertising ?? 'shares';
     this.ownerShareChunks = Math.max(1, options.ownerShareChunks ?? Math.ceil(geometry.pieceCount / 5));
     this.uploadSlots = options.uploadSlots ?? Number.POSITIVE_INFINITY;
+    // At least a whole chunk in flight, so a new sender's first chunk needs no second round trip.
+    this.minOutstandingRequests =
+      this.limits.minOutstandingRequestsPerPeer ??
+      Math.min(
+        this.limits.maxOutstandingRequestsPerPeer,
+        Math.max(4, Math.ceil(geometry.pieceLengthBytes / BLOCK_LENGTH_BYTES)),
+      );
     this.slotBytes = Math.max(1, this.ownerShareChunks) * geometry.pieceLengthBytes;
     this.availability = new Uint16Array(geometry.pieceCount);
     this.replication = new Uint16Array(geometry.pieceCount);
@@ -1459,10 +1469,7 @@ export class Engine {
   private requestLimit(conn: Connection): number {
     const byRate =
       Math.ceil((conn.downloadBytesPerSecond * this.limits.requestQueueMs) / 1000 / BLOCK_LENGTH_BYTES) + 2;
-    return Math.min(
-      this.limits.maxOutstandingRequestsPerPeer,
-      Math.max(this.limits.minOutstandingRequestsPerPeer, byRate),
-    );
+    return Math.min(this.limits.maxOutstandingRequestsPerPeer, Math.max(this.minOutstandingRequests, byRate));
   }
 
   private canRequest(conn: Connection, index: number): boolean {
