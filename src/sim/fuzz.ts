@@ -1,13 +1,9 @@
 /**
- * `npm run fuzz -- [--runs N] [--seed S]`: random scenarios (node count, chunk count and size,
+ * The scenario fuzzer behind `npm run fuzz` (src/transport/fuzz-command.ts): random scenarios (node count, chunk count and size,
  * capacities, latency, topology, policies, fault schedule) run in the simulator with every
  * invariant checked, TigerBeetle-VOPR style: a faulty phase, then a healed phase in which every
- * live honest peer must finish in bounded time. A failure is shrunk by fast-check, written to
- * `fuzz-failures/`, and printed with the one command that replays it.
+ * live honest peer must finish in bounded time.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { parseScenario, type ScenarioInput } from './scenario.ts';
 import { runScenario, type SimResult } from './simulator.ts';
@@ -136,48 +132,3 @@ export function check(input: ScenarioInput): FuzzFailure | undefined {
     message: `${result.failure.kind} at ${result.failure.atMs} ms: ${result.failure.message}`,
   };
 }
-
-function main(argv: string[]): number {
-  const { values } = parseArgs({
-    args: argv,
-    options: { runs: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' } },
-  });
-  if (values.help === true) {
-    process.stdout.write('usage: npm run fuzz -- [--runs N] [--seed S]\n');
-    return 0;
-  }
-  const runs = Number(values.runs ?? 200);
-  const seed = Number(values.seed ?? 1);
-  if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
-    process.stderr.write('fuzz: --runs and --seed must be whole numbers\n');
-    return 2;
-  }
-  let last: FuzzFailure | undefined;
-  const outcome = fc.check(
-    fc.property(fuzzScenarioArbitrary, (input) => {
-      last = check(input);
-      return last === undefined;
-    }),
-    { numRuns: runs, seed },
-  );
-  if (!outcome.failed) {
-    process.stdout.write(`fuzz: ${outcome.numRuns} scenarios passed (seed ${seed})\n`);
-    return 0;
-  }
-  // fast-check re-ran the shrunk counterexample last; `last` is its failure.
-  const failure = last ?? check(outcome.counterexample?.[0] as ScenarioInput);
-  const dir = 'fuzz-failures';
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `seed-${seed}-run-${outcome.numRuns}.json`);
-  writeFileSync(file, `${JSON.stringify(failure?.scenario ?? outcome.counterexample?.[0], null, 2)}\n`);
-  process.stderr.write(
-    `fuzz: FAILED after ${outcome.numRuns} runs (seed ${seed}, path ${outcome.counterexamplePath}), shrunk ${outcome.numShrinks} times\n` +
-      `fuzz: ${failure?.message ?? String(outcome.errorInstance)}\n` +
-      `fuzz: scenario written to ${file}\n` +
-      `replay: npm run sim -- ${file}\n` +
-      `rerun the search: npm run fuzz -- --runs ${runs} --seed ${seed}\n`,
-  );
-  return 1;
-}
-
-if (process.argv[1]?.endsWith('fuzz.ts') === true) process.exitCode = main(process.argv.slice(2));

@@ -1,12 +1,13 @@
 /**
- * `npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]`: one simulated run.
+ * `npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]`: one simulated run. The simulator
+ * itself is pure; this command reads the scenario file and prints.
  * Exit codes: 0 every peer finished with the file, 1 the run failed, 2 bad usage or scenario.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatSummary, replayCommand, toJson } from './report.ts';
-import { parseScenarioText } from './scenario.ts';
-import { runScenario } from './simulator.ts';
+import { formatSummary, replayCommand, toJson } from '../sim/report.ts';
+import { parseScenarioText } from '../sim/scenario.ts';
+import { runScenario } from '../sim/simulator.ts';
 
 const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]
 

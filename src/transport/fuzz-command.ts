@@ -1,0 +1,56 @@
+/**
+ * `npm run fuzz -- [--runs N] [--seed S]`: runs the simulator's scenario fuzzer (src/sim/fuzz.ts).
+ * A failure is shrunk by fast-check, written to `fuzz-failures/`, and printed with the one command
+ * that replays it. The seed defaults to 1, so a plain run is reproducible too.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import fc from 'fast-check';
+import { check, type FuzzFailure, fuzzScenarioArbitrary } from '../sim/fuzz.ts';
+import type { ScenarioInput } from '../sim/scenario.ts';
+
+function main(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: { runs: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' } },
+  });
+  if (values.help === true) {
+    process.stdout.write('usage: npm run fuzz -- [--runs N] [--seed S]\n');
+    return 0;
+  }
+  const runs = Number(values.runs ?? 200);
+  const seed = Number(values.seed ?? 1);
+  if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
+    process.stderr.write('fuzz: --runs and --seed must be whole numbers\n');
+    return 2;
+  }
+  let last: FuzzFailure | undefined;
+  const outcome = fc.check(
+    fc.property(fuzzScenarioArbitrary, (input) => {
+      last = check(input);
+      return last === undefined;
+    }),
+    { numRuns: runs, seed },
+  );
+  if (!outcome.failed) {
+    process.stdout.write(`fuzz: ${outcome.numRuns} scenarios passed (seed ${seed})\n`);
+    return 0;
+  }
+  // fast-check re-ran the shrunk counterexample last; `last` is its failure.
+  const failure = last ?? check(outcome.counterexample?.[0] as ScenarioInput);
+  const dir = 'fuzz-failures';
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `seed-${seed}-run-${outcome.numRuns}.json`);
+  writeFileSync(file, `${JSON.stringify(failure?.scenario ?? outcome.counterexample?.[0], null, 2)}\n`);
+  process.stderr.write(
+    `fuzz: FAILED after ${outcome.numRuns} runs (seed ${seed}, path ${outcome.counterexamplePath}), shrunk ${outcome.numShrinks} times\n` +
+      `fuzz: ${failure?.message ?? String(outcome.errorInstance)}\n` +
+      `fuzz: scenario written to ${file}\n` +
+      `replay: npm run sim -- ${file}\n` +
+      `rerun the search: npm run fuzz -- --runs ${runs} --seed ${seed}\n`,
+  );
+  return 1;
+}
+
+process.exitCode = main(process.argv.slice(2));
