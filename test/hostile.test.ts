@@ -124,6 +124,62 @@ test('a lying seeder on real sockets is caught, dropped and never redialled; the
   }
 });
 
+test('a stalled seeder on real sockets: its requests time out and the blocks come from the owner', async () => {
+  const space = new Workspace();
+  const nodes: InProcessNode[] = [];
+  const stalled: (() => void)[] = [];
+  try {
+    const file = space.file('stall.bin', 1024 * 1024, 12);
+    const { port } = await space.owner(file, ['--advertise', 'all']);
+    const metainfo = await ownerMetainfo(port);
+    const { geometry } = metainfo;
+    // Holds every chunk, answers no read: the socket stays open and silent.
+    const staller = new InProcessNode({
+      metainfo,
+      name: 'staller',
+      seed: 111,
+      have: Bitfield.full(geometry.pieceCount),
+      storage: {
+        readBlock: () =>
+          new Promise<Uint8Array>((_resolve, reject) => stalled.push(() => reject(new Error('stopped')))),
+        writeChunk: async () => undefined,
+      },
+    });
+    nodes.push(staller);
+    const stallerAddress = `127.0.0.1:${await staller.driver.listen()}`;
+    const disk = new MemoryDisk();
+    const peer = new InProcessNode({
+      metainfo,
+      name: 'patient',
+      seed: 112,
+      storage: disk,
+      topology: 'mesh',
+      phases: 'overlapped',
+      limits: { requestTimeoutMs: 1_000 },
+    });
+    nodes.push(peer);
+    await peer.driver.listen();
+    peer.driver.addPeers([{ address: stallerAddress, role: 'neighbour' }]);
+    await within(
+      10_000,
+      'requests to the staller',
+      peer.waitFor((event) => event.kind === 'request-sent'),
+    );
+    peer.driver.addPeers([{ address: `127.0.0.1:${port}`, role: 'owner' }]);
+    await within(30_000, 'the download completes despite the staller', peer.completed);
+    assert.is(Buffer.compare(disk.file(geometry.pieceCount), readFileSync(file)), 0, 'the exact file');
+    assert.ok(stalled.length > 0, 'the staller was asked and never answered');
+    assert.not.ok(
+      peer.events.some((event) => event.kind === 'chunk-received' && event.from === 'staller'),
+      'nothing came from the staller',
+    );
+  } finally {
+    for (const release of stalled) release();
+    await Promise.all(nodes.map((node) => node.driver.stop()));
+    await space.close();
+  }
+});
+
 test('a liar and an owner at once: the liar is named by a chunk of its own, dropped, never redialled', async () => {
   const space = new Workspace();
   const nodes: InProcessNode[] = [];
