@@ -268,6 +268,8 @@ const FAST_EXTENSION_RESERVED = (() => {
 
 const blockKey = (index: number, begin: number): string => `${index}:${begin}`;
 
+const EMPTY_BITS = new Uint8Array(0);
+
 /** Failed chunks kept for the smart ban at most (each holds one chunk's bytes). */
 const MAX_SUSPECT_CHUNKS = 8;
 
@@ -401,8 +403,11 @@ export class Engine {
     return this.connections.size;
   }
 
-  /** Checks internal invariants; returns the first broken one, for the simulator's checker. */
-  checkInvariants(): string | undefined {
+  /**
+   * Checks internal invariants (limits; with `deep`, also that nothing advertised is unheld) and
+   * returns the first broken one, for the simulator's checker.
+   */
+  checkInvariants(deep = false): string | undefined {
     for (const connection of this.connections.values()) {
       if (connection.outstanding.size > this.limits.maxOutstandingRequestsPerPeer) {
         return `outstanding requests to ${connection.label} over the limit`;
@@ -413,7 +418,8 @@ export class Engine {
       if (connection.readsInFlight.size > this.limits.maxReadsInFlightPerPeer) {
         return `reads in flight for ${connection.label} over the limit`;
       }
-      const advertised = connection.advertised.bits;
+      // Per connection and per chunk: only on request (the simulator's full checks).
+      const advertised = deep ? connection.advertised.bits : EMPTY_BITS;
       for (let byte = 0; byte < advertised.length; byte++) {
         if (((advertised[byte] as number) & ~(this.have.bits[byte] as number)) !== 0) {
           return `advertised a chunk near ${byte * 8} to ${connection.label} that is not held`;

@@ -442,7 +442,7 @@ export class Simulator {
     if (engine === undefined) return;
     for (const effect of engine.pollEffects()) this.apply(node, effect);
     if (this.scenario.invariants !== 'off') {
-      const broken = engine.checkInvariants();
+      const broken = engine.checkInvariants(this.scenario.invariants === 'full');
       if (broken !== undefined) this.fail('invariant', `engine-limits: ${node.id}: ${broken}`);
     }
     const wake = engine.pollTimeout();
