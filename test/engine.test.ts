@@ -142,8 +142,9 @@ test('a failed write is retried from the verified bytes, with a growing pause, a
   const harness = new Harness(FILE);
   const owner = harness.add('owner', { role: 'owner', ownerAdvertising: 'all' });
   const peer = harness.add('peer1', { role: 'peer', topology: 'star' });
-  let failures = 0;
-  harness.failWrite = () => failures++ < 5;
+  // The disk is full for the first 6 s: writes fail at 0 s, then (pausing 1 s, 2 s, 4 s) at 1 s and
+  // 3 s, and succeed at 7 s.
+  harness.failWrite = () => harness.nowMs < 6_000;
   peer.engine.handlePeers(0, [{ address: owner.address, role: 'owner' }]);
   harness.run({ untilMs: 600_000, stop: () => peer.engine.isComplete });
   assert.ok(peer.engine.isComplete);
@@ -151,11 +152,9 @@ test('a failed write is retried from the verified bytes, with a growing pause, a
   const errors = peer.log.filter(
     (effect) => effect.kind === 'activity' && effect.event.kind === 'storage-error',
   );
-  assert.is(errors.length, 5);
-  assert.ok(
-    harness.nowMs >= 16_000,
-    `the pause doubles up to 16 s by the fifth failure (took ${harness.nowMs} ms)`,
-  );
+  assert.ok(errors.length >= 3, `every attempt while full is reported (${errors.length})`);
+  assert.ok(harness.nowMs >= 7_000, `the pause doubles: 1 s, 2 s, 4 s (done at ${harness.nowMs} ms)`);
+  assert.ok(harness.nowMs < 8_000, `and the write goes through at once after that (${harness.nowMs} ms)`);
 });
 
 function drive(engine: Engine, bytes: Uint8Array): Effect[] {

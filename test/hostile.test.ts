@@ -367,6 +367,8 @@ test('a full disk: one clear error per failed write, no partial chunk file, then
       storage: store,
       have: opened.have,
       topology: 'star',
+      // The engine writes a failed chunk again after a doubling pause; short pauses keep this quick.
+      limits: { storageRetryMs: 100, storageRetryMaxMs: 800 },
     });
     await node.driver.listen();
     node.driver.addPeers([{ address: `127.0.0.1:${port}`, role: 'owner' }]);

@@ -75,6 +75,8 @@ test('chunk file names and the round trip: written chunks read back block by blo
     assert.equal(await store.readBlock(3, 0, 100), FILE.chunks[3]);
     assert.equal(await store.readBlock(3, 10, 5), (FILE.chunks[3] as Uint8Array).subarray(10, 15));
     assert.equal(await store.readBlock(7, 36, 1), (FILE.chunks[7] as Uint8Array).subarray(36, 37));
+    // The summary follows the chunk files within SUMMARY_DELAY_MS; flushing writes it now.
+    await store.flushSummary();
     const summary = await fsp.readFile(join(dir, 'Peer2Dir', SUMMARY_FILE_NAME), 'utf8');
     assert.match(summary, /^# swarm summary for peer2: chunk IDs held/);
     assert.match(summary, `info-hash ${INFO_HASH_HEX}\n`);
@@ -384,6 +386,7 @@ test('concurrent writes serialize and coalesce summary rewrites', async () => {
     await store.open();
     summaryRenames = 0;
     await Promise.all(big.chunks.map((chunk, index) => store.writeChunk(index, chunk, index % 2 === 0)));
+    await store.flushSummary();
     assert.ok(!overlapped, 'summary writes never overlap');
     assert.ok(summaryRenames < 64, `coalesced: ${summaryRenames} summary writes for 64 chunks`);
     const summary = parseSummary(await fsp.readFile(join(dir, SUMMARY_FILE_NAME), 'utf8'));

@@ -570,7 +570,8 @@ export class Engine {
       // The verified bytes are kept and written again later, with a backoff that doubles: a full
       // disk stays full for a while, and nothing is downloaded twice for it. No new chunk starts
       // meanwhile.
-      this.storageFailures++;
+      // Writes failing together (several chunks, one full disk) count as one step of the backoff.
+      if (nowMs >= this.storagePausedUntilMs) this.storageFailures++;
       const delayMs = Math.min(
         this.limits.storageRetryMaxMs,
         this.limits.storageRetryMs * 2 ** Math.min(this.storageFailures - 1, 20),
