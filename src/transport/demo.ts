@@ -7,9 +7,9 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Random } from '../engine/random.ts';
+import { formatPeerTable } from '../sim/report.ts';
 import { parseChoice, parseCount, UsageFailure } from './args.ts';
 import { runLocalSwarm } from './local-swarm.ts';
-import { formatTable } from './output.ts';
 
 const USAGE = `usage: npm start -- [--peers N] [--topology ring|mesh|full|star] [--file F | --size-mib M] [--dir D] [--json|--quiet]
 
@@ -123,21 +123,7 @@ async function main(argv: string[]): Promise<number> {
     );
   } else if (mode === 'human') {
     say('');
-    say(
-      formatTable(
-        ['peer', 'done', 'time ms', 'from owner', 'from peers', 'bytes up', 'bytes down', 'file ok'],
-        result.peers.map((peer) => [
-          `Peer${peer.id}`,
-          peer.complete ? 'yes' : 'no',
-          peer.completedAtMs === null ? '-' : String(peer.completedAtMs),
-          String(peer.chunksFromOwner),
-          String(peer.chunksFromPeers),
-          String(peer.bytesUp),
-          String(peer.bytesDown),
-          peer.fileSha256 === result.fileSha256 ? 'yes' : 'NO',
-        ]),
-      ),
-    );
+    say(formatPeerTable(result.peers, result.fileSha256, (id) => `Peer${id}`));
     say('');
     say(
       result.ok

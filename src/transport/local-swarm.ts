@@ -3,6 +3,7 @@
  * contract tests and benchmarks run over real sockets.
  */
 import { join } from 'node:path';
+import type { PeerReport as SimPeerReport } from '../sim/simulator.ts';
 import { type EventLine, type SwarmProcess, sha256File, spawnSwarm, stopProcess } from './processes.ts';
 
 export interface LocalSwarmOptions {
@@ -19,16 +20,7 @@ export interface LocalSwarmOptions {
 }
 
 /** The same shape as the simulator's `--json` peer entries. */
-export interface PeerReport {
-  id: string;
-  complete: boolean;
-  fileSha256: string | null;
-  completedAtMs: number | null;
-  chunksFromOwner: number;
-  chunksFromPeers: number;
-  bytesUp: number;
-  bytesDown: number;
-}
+export type PeerReport = { -readonly [K in keyof SimPeerReport]: SimPeerReport[K] };
 
 export interface LocalSwarmResult {
   readonly fileSha256: string;

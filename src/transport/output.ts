@@ -88,17 +88,3 @@ export class Reporter {
     this.write('\n');
   }
 }
-
-/** A fixed-width table: first column left-aligned, the rest right-aligned. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((cell, column) =>
-        column === 0 ? cell.padEnd(widths[column] as number) : cell.padStart(widths[column] as number),
-      )
-      .join('  ');
-  return [line(header), ...rows.map(line)].join('\n');
-}
