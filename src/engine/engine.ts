@@ -840,8 +840,10 @@ export class Engine {
     }
     this.activity({ kind: 'connected', peer: conn.label, direction: conn.direction });
     this.sendInitialList(conn);
-    // With no upload slots to ration, unchoke at once: the peer's first request saves a round trip.
-    if (!Number.isFinite(this.uploadSlots) && this.have.count > 0) this.unchoke(conn);
+    // With no upload slots to ration, unchoke at once, even with nothing to offer yet: when a chunk
+    // arrives and is announced, the neighbour can request it at once instead of first asking to be
+    // unchoked, a round trip saved for every first chunk between two peers.
+    if (!Number.isFinite(this.uploadSlots)) this.unchoke(conn);
     // BEP 10: our extension handshake, when the remote speaks the extension protocol.
     const extensionHandshake = this.extensions.open(conn, handshake.reserved);
     if (extensionHandshake !== undefined) this.send(conn, extensionHandshake);
