@@ -9,7 +9,7 @@
  * then let go). Copy them before mutating or reusing the input buffer.
  */
 import { chunkLength, type Geometry, MAXIMUM_CHUNK_COUNT } from './chunking.ts';
-import { type WireError, wireError } from './errors.ts';
+import { type WireError, type WireErrorCode, wireError } from './errors.ts';
 import {
   BLOCK_LENGTH_BYTES,
   HANDSHAKE_LENGTH_BYTES,
@@ -23,6 +23,20 @@ import {
 export const MAX_FRAME_BYTES = BLOCK_LENGTH_BYTES + 13;
 /** Cap on the `payload` of a BEP 10 message (the bytes after the extended id). */
 export const MAX_EXTENDED_PAYLOAD_BYTES = 64 * 1024;
+
+/** Every error code the decoder itself can return (the engine adds its own, like info-hash-mismatch). */
+export const DECODER_ERROR_CODES: readonly WireErrorCode[] = [
+  'not-bittorrent',
+  'bad-handshake',
+  'frame-too-large',
+  'bad-message-length',
+  'unknown-message',
+  'bad-bitfield-length',
+  'bitfield-spare-bits',
+  'index-out-of-range',
+  'block-too-large',
+  'block-out-of-range',
+];
 
 export type DecodedEvent = Handshake | Message;
 export type DecodeResult =
