@@ -128,6 +128,12 @@ export const scenarioSchema = z
         ownerUploadSlots: z.number().int().positive().max(10_000).optional(),
         /** Peers each peer uploads to at once (default: every interested neighbour). */
         uploadSlots: z.number().int().positive().max(10_000).optional(),
+        /**
+         * Requests kept in flight to each neighbour, in milliseconds of what it delivers (engine
+         * default 500). Shallow queues suit a large homogeneous mesh, where every request waits its
+         * turn behind the others; deep ones suit few or uneven senders (the README has the numbers).
+         */
+        requestQueueMs: z.number().int().min(10).max(10_000).optional(),
       })
       .prefault({}),
     network: z

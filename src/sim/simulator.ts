@@ -14,6 +14,7 @@ import { makePeerId } from '../engine/peer-id.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
 import { EventQueue } from './event-queue.ts';
 import { describeFault, faultEndMs, healTimeMs, planFaults } from './faults.ts';
+import { meshEdges } from './mesh.ts';
 import { Network, type NetworkEvent } from './network.ts';
 import { type Fault, type PeerPlan, planPeers, type Scenario } from './scenario.ts';
 import { WireWatch } from './wire-watch.ts';
@@ -429,7 +430,14 @@ export class Simulator {
       ...(node.role === 'peer' && policies.uploadSlots !== undefined
         ? { uploadSlots: policies.uploadSlots }
         : {}),
-      ...(this.options.limits === undefined ? {} : { limits: this.options.limits }),
+      ...(this.options.limits === undefined && policies.requestQueueMs === undefined
+        ? {}
+        : {
+            limits: {
+              ...(policies.requestQueueMs === undefined ? {} : { requestQueueMs: policies.requestQueueMs }),
+              ...this.options.limits,
+            },
+          }),
     });
     this.network.listen(node.address, node.id);
     if (node.peers.length > 0) node.engine.handlePeers(this.nowMs(), node.peers);
@@ -892,36 +900,6 @@ function fingerprint(data: Uint8Array): number {
         (data[3] as number) * 0x1000000
       : 0;
   return data.length * 0x100000000 + head;
-}
-
-/** Undirected edges of a random connected graph where every node has at least `degree` neighbours. */
-export function meshEdges(count: number, degree: number, random: Random): [number, number][] {
-  const edges = new Set<string>();
-  const out: [number, number][] = [];
-  const wanted = Math.min(degree, count - 1);
-  const neighbours: Set<number>[] = Array.from({ length: count }, () => new Set<number>());
-  const link = (a: number, b: number): void => {
-    edges.add(a < b ? `${a}-${b}` : `${b}-${a}`);
-    out.push(a < b ? [a, b] : [b, a]);
-    (neighbours[a] as Set<number>).add(b);
-    (neighbours[b] as Set<number>).add(a);
-  };
-  // A random path through every node first, so the mesh is always connected: once the owner
-  // leaves, every chunk can still reach every peer.
-  const order = random.shuffle(Array.from({ length: count }, (_, index) => index));
-  for (let i = 1; i < order.length; i++) link(order[i - 1] as number, order[i] as number);
-  for (let node = 0; node < count; node++) {
-    const others: number[] = [];
-    for (let other = 0; other < count; other++)
-      if (other !== node && !neighbours[node]?.has(other)) others.push(other);
-    random.shuffle(others);
-    for (const other of others) {
-      if ((neighbours[node] as Set<number>).size >= wanted) break;
-      if (edges.has(node < other ? `${node}-${other}` : `${other}-${node}`)) continue;
-      link(node, other);
-    }
-  }
-  return out;
 }
 
 export function runScenario(scenario: Scenario, options: SimOptions = {}): SimResult {
