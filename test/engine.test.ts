@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Bitfield } from '../src/engine/bitfield.ts';
-import { encodeHandshake, encodeMessage } from '../src/engine/codec.ts';
+import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
 import type { Effect, Engine } from '../src/engine/engine.ts';
+import type { Message } from '../src/engine/messages.ts';
 import { activities, Harness, makeFile } from './support/pair.ts';
 
 const FILE = makeFile(700_000); // 7 chunks, the last one short
@@ -227,6 +228,150 @@ test('time going backwards is our bug and throws', () => {
   const engine = ownerEngine();
   engine.handleTimeout(10);
   assert.throws(() => engine.handleTimeout(5), /never decreases/);
+});
+
+/** A peer engine wired to scripted remotes: what it sends is decoded per remote. */
+class Scripted {
+  readonly engine: Engine;
+  private readonly connections = new Map<string, string>(); // address -> connection
+  private readonly decoders = new Map<string, WireDecoder>();
+  readonly sent = new Map<string, Message[]>(); // address -> messages
+  nowMs = 0;
+
+  constructor(
+    have: Bitfield,
+    peers: { address: string; role: 'owner' | 'neighbour' }[],
+    options: { endgame?: boolean } = {},
+  ) {
+    this.engine = new Harness(FILE).add('peer1', {
+      ...options,
+      role: 'peer',
+      topology: 'mesh',
+      phases: 'overlapped',
+      picker: 'rarest-first',
+      have,
+    }).engine;
+    this.engine.handlePeers(0, peers);
+    this.collect();
+  }
+
+  /** The remote at `address` accepts, shakes hands and sends `messages`. */
+  open(address: string, messages: Message[]): void {
+    const connection = this.connections.get(address) as string;
+    this.engine.handleConnected(this.nowMs, connection);
+    const peerId = new TextEncoder().encode(`-XX0001-${address.padEnd(12, '.').slice(0, 12)}`);
+    const handshake = encodeHandshake({
+      reserved: new Uint8Array(8),
+      infoHash: FILE.options.infoHash,
+      peerId,
+    });
+    this.engine.handleData(this.nowMs, connection, concat([handshake, ...messages.map(encodeMessage)]));
+    this.collect();
+  }
+
+  tick(nowMs: number): void {
+    this.nowMs = nowMs;
+    this.engine.handleTimeout(nowMs);
+    this.collect();
+  }
+
+  requested(address: string, type: 'request' | 'cancel' = 'request'): number[] {
+    return (this.sent.get(address) ?? []).flatMap((m) => (m.type === type ? [m.index] : []));
+  }
+
+  private collect(): void {
+    const byConnection = new Map([...this.connections].map(([address, id]) => [id, address]));
+    for (const effect of this.engine.pollEffects()) {
+      if (effect.kind === 'connect') {
+        this.connections.set(effect.address, effect.connection);
+        byConnection.set(effect.connection, effect.address);
+        this.decoders.set(effect.address, new WireDecoder(FILE.options.geometry, { expectHandshake: true }));
+        continue;
+      }
+      if (effect.kind !== 'send') continue;
+      const address = byConnection.get(effect.connection) as string;
+      const result = (this.decoders.get(address) as WireDecoder).push(effect.bytes);
+      assert.ok(result.ok, 'the engine sends well-formed frames');
+      const list = this.sent.get(address) ?? [];
+      for (const event of result.events) if (event.type !== 'handshake') list.push(event);
+      this.sent.set(address, list);
+    }
+  }
+}
+
+const allBits = (): Uint8Array => Bitfield.full(FILE.chunks.length).bits;
+
+test('overlapped: a neighbour takes over the chunk the owner was asked for but has not started', () => {
+  const have = Bitfield.full(FILE.chunks.length);
+  have.clear(6);
+  // Without endgame, which would ask the neighbour for these last few blocks at once anyway.
+  const peer = new Scripted(
+    have,
+    [
+      { address: 'owner:1', role: 'owner' },
+      { address: 'n1:1', role: 'neighbour' },
+    ],
+    { endgame: false },
+  );
+  const share = new Bitfield(FILE.chunks.length);
+  share.set(6);
+  peer.open('owner:1', [{ type: 'bitfield', bits: share.bits }, { type: 'unchoke' }]);
+  assert.ok(peer.requested('owner:1').includes(6), 'the owner share is asked of the owner');
+  // The owner is busy with hundreds of others; a neighbour with nothing else for us shows up.
+  peer.open('n1:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  assert.equal(peer.requested('owner:1', 'cancel'), [], 'the owner gets a moment first');
+  assert.not.ok(peer.requested('n1:1').includes(6));
+  peer.tick(250);
+  assert.equal(peer.requested('owner:1', 'cancel'), [], 'still its turn at 250 ms');
+  // One chunk short of done, an owner silent for half a second is no longer waited on.
+  peer.tick(600);
+  const cancelled = peer.requested('owner:1', 'cancel');
+  assert.ok(
+    cancelled.length > 0 && cancelled.every((index) => index === 6),
+    'the owner is told to forget it',
+  );
+  assert.ok(peer.requested('n1:1').includes(6), 'and the neighbour is asked instead');
+});
+
+test('overlapped: while the owner is sending its share, a neighbour leaves that chunk alone', () => {
+  const have = Bitfield.full(FILE.chunks.length);
+  have.clear(6);
+  // Without endgame here too.
+  const peer = new Scripted(
+    have,
+    [
+      { address: 'owner:1', role: 'owner' },
+      { address: 'n1:1', role: 'neighbour' },
+    ],
+    { endgame: false },
+  );
+  const share = new Bitfield(FILE.chunks.length);
+  share.set(6);
+  const chunk = FILE.chunks[6] as Uint8Array;
+  peer.open('owner:1', [
+    { type: 'bitfield', bits: share.bits },
+    { type: 'unchoke' },
+    { type: 'piece', index: 6, begin: 0, block: chunk.subarray(0, 16_384) },
+  ]);
+  peer.open('n1:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  peer.tick(1_250);
+  assert.equal(peer.requested('owner:1', 'cancel'), []);
+  assert.not.ok(peer.requested('n1:1').includes(6));
+});
+
+test('a peer without chunks takes its first from one neighbour, and asks others after a second', () => {
+  const peer = new Scripted(new Bitfield(FILE.chunks.length), [
+    { address: 'n1:1', role: 'neighbour' },
+    { address: 'n2:1', role: 'neighbour' },
+  ]);
+  peer.open('n1:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  peer.open('n2:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  assert.ok(peer.requested('n1:1').length > 0);
+  assert.equal(peer.requested('n2:1'), [], 'one first chunk at a time, at full speed');
+  peer.tick(500);
+  assert.equal(peer.requested('n2:1'), [], 'still patient at 0.5 s');
+  peer.tick(1_250);
+  assert.ok(peer.requested('n2:1').length > 0, 'a silent sender is not waited on for ever');
 });
 
 test.run();

@@ -198,6 +198,8 @@ interface Connection {
   readonly decoder: WireDecoder;
   readonly openedAtMs: number;
   lastReceivedAtMs: number;
+  /** When it last sent us a block we asked for (or when it connected). */
+  lastBlockAtMs: number;
   lastSentAtMs: number;
   sentHandshake: boolean;
   remotePeerId: Uint8Array | undefined;
@@ -275,6 +277,14 @@ const MAX_SUSPECT_CHUNKS = 8;
 
 /** Random draws tried before the random picker falls back to listing every eligible chunk. */
 const RANDOM_PICK_ATTEMPTS = 24;
+/** How long a peer without chunks waits on the neighbour sending its first before asking others too. */
+const FIRST_CHUNK_PATIENCE_MS = 1_000;
+/** How long a sender may leave a chunk we asked for unstarted before another takes it over. */
+const TAKE_OVER_AFTER_MS = 1_000;
+/** Chunks still missing when a peer stops leaving the owner's share to the owner. */
+const NEAR_END_CHUNKS = 16;
+/** How long the owner has sent us nothing before, near the end, its share is taken elsewhere. */
+const OWNER_QUIET_MS = 500;
 
 export class Engine {
   readonly role: Role;
@@ -748,6 +758,7 @@ export class Engine {
       decoder: new WireDecoder(this.geometry),
       openedAtMs: this.nowMs,
       lastReceivedAtMs: this.nowMs,
+      lastBlockAtMs: this.nowMs,
       lastSentAtMs: this.nowMs,
       sentHandshake: false,
       remotePeerId: undefined,
@@ -1288,6 +1299,7 @@ export class Engine {
     // A block we did not ask this peer for (or already cancelled) is ignored: cancels race.
     if (request === undefined || request.length !== block.length) return;
     conn.outstanding.delete(key);
+    conn.lastBlockAtMs = this.nowMs;
     this.stats.bytesDown += block.length;
     conn.receivedSinceSampleBytes += block.length;
     this.lastProgressAtMs = this.nowMs;
@@ -1504,15 +1516,75 @@ export class Engine {
       const block = download.blockState.indexOf(0);
       if (block >= 0) return { download, block };
     }
+    // Near the end the owner's share is rare and the owner's line long: taken over first.
+    const share = this.takeOver(conn, true);
+    if (share !== undefined) return share;
     const index = this.pickNewChunk(conn);
     if (index !== undefined) return { download: this.startDownload(index, conn), block: 0 };
+    const taken = this.takeOver(conn, false);
+    if (taken !== undefined) return taken;
+    // Nothing else here: what the owner showed us but we have not asked it for yet is fair game too.
+    const shared = conn.isOwner || this.phases !== 'overlapped' ? undefined : this.pickNewChunk(conn, true);
+    if (shared !== undefined) return { download: this.startDownload(shared, conn), block: 0 };
     if (!this.endgame) return undefined;
     return this.endgameBlock(conn);
   }
 
-  private pickNewChunk(conn: Connection): number | undefined {
+  /**
+   * A chunk asked of one sender that has not sent a byte of it for a second (an owner with hundreds
+   * of peers in line, a neighbour serving others first) is taken over by a neighbour with nothing
+   * else to give us: the first sender's requests are cancelled. Otherwise it would sit there until
+   * endgame and, more often than not, be the last chunk the peer waits for. With `bypassedOwnerOnly`,
+   * only the owner's share near the end (see bypassOwner), which is taken before any new chunk: the
+   * owner hands out the least-replicated chunks, so it is also the rarest one we lack.
+   */
+  private takeOver(
+    conn: Connection,
+    bypassedOwnerOnly: boolean,
+  ): { download: ChunkDownload; block: number } | undefined {
+    if (this.phases !== 'overlapped') return undefined;
+    for (const download of this.downloads.values()) {
+      if (download.blocksReceived > 0 || this.singleSource.has(download.index)) continue;
+      const sender = this.connections.get(download.startedBy);
+      if (sender === undefined || sender === conn) continue;
+      const bypassed = sender.isOwner && this.bypassOwner(sender);
+      if (bypassedOwnerOnly && !bypassed) continue;
+      if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
+      let waiting = false;
+      let stale = true;
+      for (const request of sender.outstanding.values()) {
+        if (request.index !== download.index) continue;
+        waiting = true;
+        if (this.nowMs - request.sentAtMs < TAKE_OVER_AFTER_MS) stale = false;
+      }
+      // Near the end nothing waits for an owner that is busy with others.
+      if (!waiting || !(stale || bypassed)) continue;
+      for (const [key, request] of sender.outstanding) {
+        if (request.index !== download.index) continue;
+        sender.outstanding.delete(key);
+        this.releaseBlock(sender, request);
+        this.send(sender, {
+          type: 'cancel',
+          index: request.index,
+          begin: request.begin,
+          length: request.length,
+        });
+      }
+      download.startedBy = conn.id;
+      const block = download.blockState.indexOf(0);
+      if (block >= 0) return { download, block };
+    }
+    return undefined;
+  }
+
+  private pickNewChunk(conn: Connection, includeOwnerShare = false): number | undefined {
     if (this.nowMs < this.storagePausedUntilMs) return undefined;
-    const owner = conn.isOwner || this.phases !== 'overlapped' ? undefined : this.ownerConnection();
+    // Until we hold a chunk, one neighbour sends us one at a time: a first chunk that arrives whole
+    // at full speed makes us an uploader sooner than several arriving side by side, slowly.
+    if (this.have.count === 0 && !conn.isOwner && this.neighbourDownloadUnderWay()) return undefined;
+    let owner =
+      conn.isOwner || this.phases !== 'overlapped' || includeOwnerShare ? undefined : this.ownerConnection();
+    if (owner !== undefined && this.bypassOwner(owner)) owner = undefined;
     const eligible = (i: number): boolean =>
       !this.downloads.has(i) &&
       !this.writing.has(i) &&
@@ -1531,6 +1603,31 @@ export class Engine {
     const candidates: number[] = [];
     for (let i = 0; i < this.geometry.pieceCount; i++) if (eligible(i)) candidates.push(i);
     return pickChunk(this.picker, candidates, this.availability, this.random);
+  }
+
+  /** A chunk a neighbour is sending us, or was asked for less than a second ago. */
+  private neighbourDownloadUnderWay(): boolean {
+    for (const download of this.downloads.values()) {
+      const source = this.connections.get(download.startedBy);
+      if (source === undefined || source.isOwner) continue;
+      if (download.blocksReceived > 0) return true;
+      for (const request of source.outstanding.values()) {
+        if (request.index === download.index && this.nowMs - request.sentAtMs < FIRST_CHUNK_PATIENCE_MS)
+          return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * So few chunks are missing that each is worth taking from whoever can send it soonest, and the
+   * owner, busy with others, has sent us nothing for a while: its share is no longer left to it.
+   */
+  private bypassOwner(owner: Connection): boolean {
+    return (
+      this.geometry.pieceCount - this.have.count <= NEAR_END_CHUNKS &&
+      this.nowMs - owner.lastBlockAtMs >= OWNER_QUIET_MS
+    );
   }
 
   /** The open, unchoked connection to the owner, if any. */
