@@ -301,10 +301,13 @@ class Scripted {
 
 const allBits = (): Uint8Array => Bitfield.full(FILE.chunks.length).bits;
 
-test('overlapped: a neighbour takes over the chunk the owner was asked for but has not started', () => {
+/**
+ * A peer one chunk (6) short, its owner share, talking to the owner and one neighbour that has
+ * everything; without endgame, which would ask the neighbour for the last few blocks at once anyway.
+ */
+function oneChunkShort(ownerSends: Message[]): Scripted {
   const have = Bitfield.full(FILE.chunks.length);
   have.clear(6);
-  // Without endgame, which would ask the neighbour for these last few blocks at once anyway.
   const peer = new Scripted(
     have,
     [
@@ -315,10 +318,15 @@ test('overlapped: a neighbour takes over the chunk the owner was asked for but h
   );
   const share = new Bitfield(FILE.chunks.length);
   share.set(6);
-  peer.open('owner:1', [{ type: 'bitfield', bits: share.bits }, { type: 'unchoke' }]);
+  peer.open('owner:1', [{ type: 'bitfield', bits: share.bits }, { type: 'unchoke' }, ...ownerSends]);
   assert.ok(peer.requested('owner:1').includes(6), 'the owner share is asked of the owner');
-  // The owner is busy with hundreds of others; a neighbour with nothing else for us shows up.
   peer.open('n1:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  return peer;
+}
+
+test('overlapped: a neighbour takes over the chunk the owner was asked for but has not started', () => {
+  // The owner is busy with hundreds of others; a neighbour with nothing else for us shows up.
+  const peer = oneChunkShort([]);
   assert.equal(peer.requested('owner:1', 'cancel'), [], 'the owner gets a moment first');
   assert.not.ok(peer.requested('n1:1').includes(6));
   peer.tick(250);
@@ -334,26 +342,8 @@ test('overlapped: a neighbour takes over the chunk the owner was asked for but h
 });
 
 test('overlapped: while the owner is sending its share, a neighbour leaves that chunk alone', () => {
-  const have = Bitfield.full(FILE.chunks.length);
-  have.clear(6);
-  // Without endgame here too.
-  const peer = new Scripted(
-    have,
-    [
-      { address: 'owner:1', role: 'owner' },
-      { address: 'n1:1', role: 'neighbour' },
-    ],
-    { endgame: false },
-  );
-  const share = new Bitfield(FILE.chunks.length);
-  share.set(6);
   const chunk = FILE.chunks[6] as Uint8Array;
-  peer.open('owner:1', [
-    { type: 'bitfield', bits: share.bits },
-    { type: 'unchoke' },
-    { type: 'piece', index: 6, begin: 0, block: chunk.subarray(0, 16_384) },
-  ]);
-  peer.open('n1:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  const peer = oneChunkShort([{ type: 'piece', index: 6, begin: 0, block: chunk.subarray(0, 16_384) }]);
   peer.tick(1_250);
   assert.equal(peer.requested('owner:1', 'cancel'), []);
   assert.not.ok(peer.requested('n1:1').includes(6));
