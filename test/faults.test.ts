@@ -3,11 +3,18 @@
  * peer holding the exact file; a deliberately broken engine caught by an invariant and replayed;
  * and a bounded run of the scenario fuzzer.
  */
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { check, fuzzScenarioArbitrary } from '../src/sim/fuzz.ts';
-import { type Fault, parseScenario, type Scenario, type ScenarioInput } from '../src/sim/scenario.ts';
+import {
+  type Fault,
+  parseScenario,
+  parseScenarioText,
+  type Scenario,
+  type ScenarioInput,
+} from '../src/sim/scenario.ts';
 import { runScenario, type SimResult } from '../src/sim/simulator.ts';
 
 const PEERS = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6'];
@@ -135,6 +142,17 @@ test('a bounded fuzz run: random scenarios and fault schedules keep every invari
     }),
     { numRuns: 150, seed: 20261124 },
   );
+});
+
+test('regression (fuzz seed 31): a chunk taken over from a slow sender is not asked of it twice', () => {
+  // Found by `npm run fuzz -- --runs 1500 --seed 31`: after a take-over cancelled a slow sender's
+  // requests, the rest of the chunk went straight back to that sender, and once the chunk failed
+  // its hash one block was asked of it a second time while the first request was still out.
+  const text = readFileSync(new URL('./fixtures/takeover-cancel-race.json', import.meta.url), 'utf8');
+  const parsed = parseScenarioText(text);
+  assert.ok(parsed.ok);
+  const result = runScenario(parsed.scenario);
+  assert.is(result.failure, undefined, result.failure?.message);
 });
 
 test.run();

@@ -249,6 +249,9 @@ interface ChunkDownload {
   lastSource: string;
   lastSourceIsOwner: boolean;
   announced: Set<ConnectionId>;
+  /** The sender it was taken over from, and when (see takeOver): not asked again for a while. */
+  takenFrom: ConnectionId | undefined;
+  takenAtMs: number;
 }
 
 interface KnownPeer {
@@ -1363,6 +1366,8 @@ export class Engine {
 
   private finishChunk(download: ChunkDownload): void {
     this.downloads.delete(download.index);
+    // Requests for it still out (after a take-over, say) are of no use now.
+    this.cancelChunkRequests(download.index);
     const expected = this.options.pieceHashes[download.index] as Uint8Array;
     const verified =
       this.options.unsafeSkipVerification === true ||
@@ -1500,6 +1505,7 @@ export class Engine {
   /** The next block to ask `conn` for: finish started chunks first, then a new chunk, then endgame. */
   private nextBlock(conn: Connection): { download: ChunkDownload; block: number } | undefined {
     for (const download of this.downloads.values()) {
+      if (this.takenFrom(download, conn)) continue;
       if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
       if (this.singleSource.has(download.index) && download.startedBy !== conn.id) {
         const starter = this.connections.get(download.startedBy);
@@ -1524,7 +1530,9 @@ export class Engine {
     const taken = this.takeOver(conn, false);
     if (taken !== undefined) return taken;
     // Nothing else here: what the owner showed us but we have not asked it for yet is fair game too.
-    const shared = conn.isOwner || this.phases !== 'overlapped' ? undefined : this.pickNewChunk(conn, true);
+    const owner = conn.isOwner || this.phases !== 'overlapped' ? undefined : this.ownerConnection();
+    // (Only when the first pick left the owner's chunks out: else it would be the same scan again.)
+    const shared = owner === undefined || this.bypassOwner(owner) ? undefined : this.pickNewChunk(conn, true);
     if (shared !== undefined) return { download: this.startDownload(shared, conn), block: 0 };
     if (!this.endgame) return undefined;
     return this.endgameBlock(conn);
@@ -1543,6 +1551,8 @@ export class Engine {
     bypassedOwnerOnly: boolean,
   ): { download: ChunkDownload; block: number } | undefined {
     if (this.phases !== 'overlapped') return undefined;
+    // Cheap way out on the hot path: the owner is only bypassed in a peer's last chunks.
+    if (bypassedOwnerOnly && this.geometry.pieceCount - this.have.count > NEAR_END_CHUNKS) return undefined;
     for (const download of this.downloads.values()) {
       if (download.blocksReceived > 0 || this.singleSource.has(download.index)) continue;
       const sender = this.connections.get(download.startedBy);
@@ -1571,10 +1581,17 @@ export class Engine {
         });
       }
       download.startedBy = conn.id;
+      download.takenFrom = sender.id;
+      download.takenAtMs = this.nowMs;
       const block = download.blockState.indexOf(0);
       if (block >= 0) return { download, block };
     }
     return undefined;
+  }
+
+  /** Whether `conn` is the sender this chunk was just taken from (it is asked again only later). */
+  private takenFrom(download: ChunkDownload, conn: Connection): boolean {
+    return download.takenFrom === conn.id && this.nowMs - download.takenAtMs < TAKE_OVER_AFTER_MS;
   }
 
   private pickNewChunk(conn: Connection, includeOwnerShare = false): number | undefined {
@@ -1603,6 +1620,17 @@ export class Engine {
     const candidates: number[] = [];
     for (let i = 0; i < this.geometry.pieceCount; i++) if (eligible(i)) candidates.push(i);
     return pickChunk(this.picker, candidates, this.availability, this.random);
+  }
+
+  /** Withdraws every request still outstanding for chunk `index`, on every connection. */
+  private cancelChunkRequests(index: number): void {
+    for (const conn of this.connections.values()) {
+      for (const [key, request] of conn.outstanding) {
+        if (request.index !== index) continue;
+        conn.outstanding.delete(key);
+        this.send(conn, { type: 'cancel', index, begin: request.begin, length: request.length });
+      }
+    }
   }
 
   /** A chunk a neighbour is sending us, or was asked for less than a second ago. */
@@ -1639,6 +1667,7 @@ export class Engine {
   }
 
   private restartDownload(download: ChunkDownload, conn: Connection): void {
+    this.cancelChunkRequests(download.index);
     download.blockState.fill(0);
     download.blocksReceived = 0;
     download.contributors.clear();
@@ -1663,6 +1692,8 @@ export class Engine {
       lastSource: conn.label,
       lastSourceIsOwner: conn.isOwner,
       announced: new Set(),
+      takenFrom: undefined,
+      takenAtMs: 0,
     };
     this.downloads.set(index, download);
     return download;
@@ -1679,7 +1710,7 @@ export class Engine {
       missingBlocks += download.blockState.length - download.blocksReceived;
     if (missingBlocks > this.limits.endgameBlocks) return undefined;
     for (const download of this.downloads.values()) {
-      if (this.singleSource.has(download.index)) continue;
+      if (this.singleSource.has(download.index) || this.takenFrom(download, conn)) continue;
       if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
       for (let block = 0; block < download.blockState.length; block++) {
         if (download.blockState[block] !== 1) continue;
