@@ -1569,17 +1569,7 @@ export class Engine {
       }
       // Near the end nothing waits for an owner that is busy with others.
       if (!waiting || !(stale || bypassed)) continue;
-      for (const [key, request] of sender.outstanding) {
-        if (request.index !== download.index) continue;
-        sender.outstanding.delete(key);
-        this.releaseBlock(sender, request);
-        this.send(sender, {
-          type: 'cancel',
-          index: request.index,
-          begin: request.begin,
-          length: request.length,
-        });
-      }
+      this.cancelRequests(sender, download.index, true);
       download.startedBy = conn.id;
       download.takenFrom = sender.id;
       download.takenAtMs = this.nowMs;
@@ -1624,12 +1614,16 @@ export class Engine {
 
   /** Withdraws every request still outstanding for chunk `index`, on every connection. */
   private cancelChunkRequests(index: number): void {
-    for (const conn of this.connections.values()) {
-      for (const [key, request] of conn.outstanding) {
-        if (request.index !== index) continue;
-        conn.outstanding.delete(key);
-        this.send(conn, { type: 'cancel', index, begin: request.begin, length: request.length });
-      }
+    for (const conn of this.connections.values()) this.cancelRequests(conn, index, false);
+  }
+
+  /** Withdraws the requests for chunk `index` on `conn`; with `release`, others may be asked instead. */
+  private cancelRequests(conn: Connection, index: number, release: boolean): void {
+    for (const [key, request] of conn.outstanding) {
+      if (request.index !== index) continue;
+      conn.outstanding.delete(key);
+      if (release) this.releaseBlock(conn, request);
+      this.send(conn, { type: 'cancel', index, begin: request.begin, length: request.length });
     }
   }
 
