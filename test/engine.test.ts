@@ -169,11 +169,11 @@ function ownerEngine(): Engine {
   return harness.add('owner', { role: 'owner', ownerAdvertising: 'all' }).engine;
 }
 
-const remoteHandshake = (infoHash = FILE.options.infoHash) =>
+const remoteHandshake = (infoHash = FILE.options.infoHash, name = 'abcdefghijkl') =>
   encodeHandshake({
     reserved: new Uint8Array(8),
     infoHash,
-    peerId: new TextEncoder().encode('-XX0001-abcdefghijkl'),
+    peerId: new TextEncoder().encode(`-XX0001-${name.padEnd(12, '.')}`),
   });
 
 test('a handshake for another torrent closes that one connection with a typed reason', () => {
@@ -222,6 +222,38 @@ test('a 12800-byte request inside a chunk (as Transmission sends) is served exac
   const header = sent[0];
   assert.ok(header !== undefined && header.kind === 'send');
   assert.equal([...header.bytes.subarray(0, 5)], [0, 0, 0x32, 0x09, 7]);
+});
+
+test('a super-seeding owner starts a chunk it has never sent before one it has already sent', () => {
+  // One block read at a time, so the owner must choose between two waiting requests.
+  const owner = new Harness(FILE).add('owner', {
+    role: 'owner',
+    ownerAdvertising: 'shares',
+    limits: { maxReadsInFlight: 1 },
+  }).engine;
+  const ask = (remote: string, index: number): Effect[] => {
+    owner.handleAccepted(0, remote, `${remote}:1`);
+    owner.handleData(
+      0,
+      remote,
+      concat([
+        remoteHandshake(FILE.options.infoHash, remote),
+        encodeMessage({ type: 'interested' }),
+        encodeMessage({ type: 'request', index, begin: 0, length: 16384 }),
+      ]),
+    );
+    return owner.pollEffects().filter((effect) => effect.kind === 'read-block');
+  };
+  assert.equal(ask('a', 0).length, 1, 'the first request is read at once');
+  assert.equal(ask('b', 0), [], 'b, older, waits for chunk 0: a copy of one already on its way');
+  assert.equal(ask('c', 3), [], 'c waits for chunk 3, never sent');
+  owner.handleBlockRead(0, 'a', 0, 0, (FILE.chunks[0] as Uint8Array).subarray(0, 16384));
+  const next = owner.pollEffects().filter((effect) => effect.kind === 'read-block');
+  assert.equal(
+    next.map((read) => read.kind === 'read-block' && [read.connection, read.index]),
+    [['c', 3]],
+    'the never-sent chunk goes first',
+  );
 });
 
 test('time going backwards is our bug and throws', () => {

@@ -312,6 +312,8 @@ export class Engine {
   private readonly availability: Uint16Array;
   /** Owner only: how many peers hold or were handed each chunk. */
   private readonly replication: Uint16Array;
+  /** Owner only: how many times it has begun sending each chunk (super-seeding sends each once first). */
+  private readonly copiesSent: Uint16Array;
   private readonly untrusted = new Set<string>();
   private readonly corruptByPeer = new Map<string, number>();
   /** Chunks that failed verification with several senders: now fetched from one sender only. */
@@ -387,6 +389,7 @@ export class Engine {
     this.slotBytes = Math.max(1, this.ownerShareChunks) * geometry.pieceLengthBytes;
     this.availability = new Uint16Array(geometry.pieceCount);
     this.replication = new Uint16Array(geometry.pieceCount);
+    this.copiesSent = new Uint16Array(options.role === 'owner' ? geometry.pieceCount : 0);
     this.extensions = new ExtensionSession({
       requestQueue: this.limits.maxQueuedRequestsFromPeer,
       metadata: options.metadata,
@@ -1198,6 +1201,9 @@ export class Engine {
       if (conn.readsInFlight.has(key)) continue;
       conn.readsInFlight.set(key, request);
       this.readsInFlight++;
+      if (this.role === 'owner' && this.ownerAdvertising === 'shares' && request.begin === 0) {
+        this.copiesSent[request.index] = Math.min(0xffff, (this.copiesSent[request.index] as number) + 1);
+      }
       this.effects.push({
         kind: 'read-block',
         connection: conn.id,
@@ -1208,10 +1214,15 @@ export class Engine {
     }
   }
 
-  /** The peer to upload to next: one whose chunk is under way first, then the oldest request. */
+  /**
+   * The peer to upload to next: one whose chunk is under way first; then, for a super-seeding owner,
+   * a chunk it has sent least often (a scarce owner sends every chunk once before any twice); then
+   * the peer holding least; then the oldest request.
+   */
   private nextUpload(): Connection | undefined {
     let best: Connection | undefined;
     let bestContinues = false;
+    let bestCopies = Number.POSITIVE_INFINITY;
     let bestSequence = Number.POSITIVE_INFINITY;
     let bestHeld = Number.POSITIVE_INFINITY;
     for (const conn of this.connections.values()) {
@@ -1224,14 +1235,18 @@ export class Engine {
         continue;
       }
       const continues = (conn.serving.get(head.index) ?? 0) > 0;
+      const copies = continues ? 0 : (this.copiesSent[head.index] ?? 0);
       const held = conn.remoteHave.count;
       if (
         (continues && !bestContinues) ||
         (continues === bestContinues &&
-          (held < bestHeld || (held === bestHeld && head.sequence < bestSequence)))
+          (copies < bestCopies ||
+            (copies === bestCopies &&
+              (held < bestHeld || (held === bestHeld && head.sequence < bestSequence)))))
       ) {
         best = conn;
         bestContinues = continues;
+        bestCopies = copies;
         bestHeld = held;
         bestSequence = head.sequence;
       }
