@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Bitfield } from '../src/engine/bitfield.ts';
 import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
-import type { Effect, Engine } from '../src/engine/engine.ts';
+import type { Effect, Engine, EngineLimits } from '../src/engine/engine.ts';
 import type { Message } from '../src/engine/messages.ts';
 import { activities, Harness, makeFile } from './support/pair.ts';
 
@@ -273,7 +273,7 @@ class Scripted {
   constructor(
     have: Bitfield,
     peers: { address: string; role: 'owner' | 'neighbour' }[],
-    options: { endgame?: boolean } = {},
+    options: { endgame?: boolean; limits?: Partial<EngineLimits> } = {},
   ) {
     this.engine = new Harness(FILE).add('peer1', {
       ...options,
@@ -379,6 +379,33 @@ test('overlapped: while the owner is sending its share, a neighbour leaves that 
   peer.tick(1_250);
   assert.equal(peer.requested('owner:1', 'cancel'), []);
   assert.not.ok(peer.requested('n1:1').includes(6));
+});
+
+test('overlapped: the owner is not asked for the rest of a chunk a neighbour is sending', () => {
+  for (const neighbourChokes of [false, true]) {
+    // Two blocks in flight per sender, so a chunk (7 blocks) is never asked of one sender at once.
+    const peer = new Scripted(
+      new Bitfield(FILE.chunks.length),
+      [
+        { address: 'n1:1', role: 'neighbour' },
+        { address: 'owner:1', role: 'owner' },
+      ],
+      { limits: { minOutstandingRequestsPerPeer: 2 } },
+    );
+    peer.open('n1:1', [
+      { type: 'bitfield', bits: allBits() },
+      { type: 'unchoke' },
+      ...(neighbourChokes ? [{ type: 'choke' } as const] : []),
+    ]);
+    const [started] = peer.requested('n1:1');
+    assert.ok(started !== undefined);
+    // The owner offers everything, as a plain seed does.
+    peer.open('owner:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+    const fromOwner = peer.requested('owner:1');
+    assert.ok(fromOwner.length > 0, 'the owner is asked for something');
+    if (neighbourChokes) assert.ok(fromOwner.includes(started), 'a chunk the neighbour can no longer send');
+    else assert.not.ok(fromOwner.includes(started), 'but not for the chunk the neighbour is sending');
+  }
 });
 
 test('a peer without chunks takes its first from one neighbour, and asks others after a second', () => {

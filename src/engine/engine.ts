@@ -1522,6 +1522,24 @@ export class Engine {
     for (const download of this.downloads.values()) {
       if (this.takenFrom(download, conn)) continue;
       if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
+      // An owner that offers everything (a plain seed, not handing out shares) has the scarcest
+      // upload in an overlapped swarm: it is not spent on the rest of a chunk a neighbour is sending
+      // us, unless that neighbour can no longer send it.
+      if (
+        conn.isOwner &&
+        conn.ownerShare?.complete === true &&
+        this.phases === 'overlapped' &&
+        download.startedBy !== conn.id
+      ) {
+        const starter = this.connections.get(download.startedBy);
+        if (
+          starter !== undefined &&
+          this.wouldDownload(starter, download.index) &&
+          this.canRequest(starter, download.index)
+        ) {
+          continue;
+        }
+      }
       if (this.singleSource.has(download.index) && download.startedBy !== conn.id) {
         const starter = this.connections.get(download.startedBy);
         if (
