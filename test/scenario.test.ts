@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { sweep, withField } from '../src/sim/experiment.ts';
 import { parseScenario, planPeers } from '../src/sim/scenario.ts';
 
 const ring6 = JSON.parse(readFileSync('scenarios/ring6.json', 'utf8'));
@@ -91,6 +92,29 @@ test('the sim command exits 2 with the field path, not a stack trace', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('an experiment sets the field it sweeps, and refuses a bad value with its path', () => {
+  const parsed = parseScenario(ring6);
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  assert.is(withField(parsed.scenario, 'ownerAdvertising', 'all').policies.ownerAdvertising, 'all');
+  assert.is(withField(parsed.scenario, 'picker', 'rarest-first').policies.picker, 'rarest-first');
+  assert.is(withField(parsed.scenario, 'degree', '4').topology.degree, 4);
+  assert.throws(
+    () => withField(parsed.scenario, 'ownerAdvertising', 'everything'),
+    /ownerAdvertising=everything: \$\.policies\.ownerAdvertising/,
+  );
+  const rows = sweep(parsed.scenario, 'ownerAdvertising', ['shares', 'all'], [1]);
+  assert.equal(
+    rows.map((row) => row.value),
+    ['shares', 'all'],
+  );
+  for (const row of rows) {
+    assert.is(row.failures, 0);
+    assert.ok(row.medianRatio >= 1 && row.minRatio <= row.medianRatio && row.medianRatio <= row.maxRatio);
+  }
+  assert.ok(rows[0]?.medianRatio !== rows[1]?.medianRatio, 'the two policies run differently');
 });
 
 test.run();

@@ -3,8 +3,8 @@
  *
  * Sweeps one parameter over several seeds and prints, per value, the median (and min / max) of
  * simulated time over the lower bound, and the median tail (the worst peer's time from 95% to 100%
- * of its chunks). Fields: peers, chunks, degree, picker, phases, endgame, ownerShareChunks,
- * ownerUploadBytesPerSecond.
+ * of its chunks). Fields: peers, chunks, degree, picker, phases, endgame, ownerAdvertising,
+ * ownerShareChunks, ownerUploadBytesPerSecond.
  */
 import { parseScenario, type Scenario } from './scenario.ts';
 import { runScenario } from './simulator.ts';
@@ -16,6 +16,7 @@ export type Field =
   | 'picker'
   | 'phases'
   | 'endgame'
+  | 'ownerAdvertising'
   | 'ownerShareChunks'
   | 'ownerUploadBytesPerSecond';
 
@@ -26,6 +27,7 @@ export const FIELDS: readonly Field[] = [
   'picker',
   'phases',
   'endgame',
+  'ownerAdvertising',
   'ownerShareChunks',
   'ownerUploadBytesPerSecond',
 ];
@@ -64,6 +66,7 @@ export function withField(base: Scenario, field: Field, value: string): Scenario
       break;
     case 'picker':
     case 'phases':
+    case 'ownerAdvertising':
       raw.policies = { ...base.policies, [field]: value };
       break;
   }

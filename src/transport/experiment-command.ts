@@ -8,7 +8,8 @@ import { FIELDS, type Field, sweep } from '../sim/experiment.ts';
 import { scenarioSchema } from '../sim/scenario.ts';
 
 const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--json]
-fields: peers, chunks, degree, picker, phases, endgame, ownerShareChunks, ownerUploadBytesPerSecond`;
+fields: peers, chunks, degree, picker, phases, endgame, ownerAdvertising, ownerShareChunks,
+  ownerUploadBytesPerSecond`;
 
 function main(argv: string[]): number {
   const { values, positionals } = parseArgs({
