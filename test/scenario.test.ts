@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -16,7 +16,15 @@ function issuesOf(value: unknown): string[] {
 }
 
 test('every scenario in scenarios/ parses', () => {
-  assert.ok(parseScenario(ring6).ok);
+  const files = readdirSync('scenarios').filter((name) => name.endsWith('.json'));
+  assert.ok(files.length >= 9);
+  for (const name of files) {
+    const result = parseScenario(JSON.parse(readFileSync(join('scenarios', name), 'utf8')));
+    assert.ok(
+      result.ok,
+      `${name}: ${result.ok ? '' : result.issues.map((issue) => issue.message).join('; ')}`,
+    );
+  }
 });
 
 test('a negative capacity is refused with its JSON path', () => {
