@@ -1522,35 +1522,15 @@ export class Engine {
     for (const download of this.downloads.values()) {
       if (this.takenFrom(download, conn)) continue;
       if (!this.wouldDownload(conn, download.index) || !this.canRequest(conn, download.index)) continue;
-      // An owner that offers everything (a plain seed, not handing out shares) has the scarcest
-      // upload in an overlapped swarm: it is not spent on the rest of a chunk a neighbour is sending
-      // us, unless that neighbour can no longer send it.
-      if (
-        conn.isOwner &&
-        conn.ownerShare?.complete === true &&
-        this.phases === 'overlapped' &&
-        download.startedBy !== conn.id
-      ) {
-        const starter = this.connections.get(download.startedBy);
-        if (
-          starter !== undefined &&
-          this.wouldDownload(starter, download.index) &&
-          this.canRequest(starter, download.index)
-        ) {
-          continue;
-        }
-      }
-      if (this.singleSource.has(download.index) && download.startedBy !== conn.id) {
-        const starter = this.connections.get(download.startedBy);
-        if (
-          starter !== undefined &&
-          this.wouldDownload(starter, download.index) &&
-          this.canRequest(starter, download.index)
-        ) {
-          continue;
-        }
+      if (download.startedBy !== conn.id) {
+        // An owner that offers everything (a plain seed, not handing out shares) has the scarcest
+        // upload in an overlapped swarm: it is not spent on the rest of a chunk a neighbour is
+        // sending us. Nor is a chunk fetched from one sender only asked of another.
+        const plainSeed = conn.isOwner && conn.ownerShare?.complete === true && this.phases === 'overlapped';
+        const single = this.singleSource.has(download.index);
+        if ((plainSeed || single) && this.starterCanSend(download)) continue;
         // Its sender is gone (or may no longer be asked): this peer takes the chunk over, afresh.
-        this.restartDownload(download, conn);
+        if (single) this.restartDownload(download, conn);
       }
       const block = download.blockState.indexOf(0);
       if (block >= 0) return { download, block };
@@ -1691,6 +1671,16 @@ export class Engine {
       if (conn.isOwner && conn.state === 'open' && !conn.peerChoking) return conn;
     }
     return undefined;
+  }
+
+  /** Whether the connection that started `download` is still there and may still be asked for it. */
+  private starterCanSend(download: ChunkDownload): boolean {
+    const starter = this.connections.get(download.startedBy);
+    return (
+      starter !== undefined &&
+      this.wouldDownload(starter, download.index) &&
+      this.canRequest(starter, download.index)
+    );
   }
 
   private restartDownload(download: ChunkDownload, conn: Connection): void {
