@@ -18,7 +18,7 @@ export const GiB = 1024 * MiB;
 export const MB = 1_000_000;
 
 /** The `swarm` CLI, run from source through tsx's loader (what `npx swarm` and the tests run). */
-export const SWARM_CLI = fileURLToPath(new URL('../src/transport/cli.ts', import.meta.url));
+export const SWARM_CLI = fileURLToPath(new URL('../src/app/cli.ts', import.meta.url));
 export const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const GNU_TIME = '/usr/bin/time';
 

@@ -4,12 +4,12 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { do_not_optimize, measure } from 'mitata';
+import { sha1 } from '../src/app/node.ts';
 import { planChunks } from '../src/engine/chunking.ts';
 import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
 import { bytesEqual } from '../src/engine/hash.ts';
 import type { Message } from '../src/engine/messages.ts';
 import { Random } from '../src/engine/random.ts';
-import { sha1 } from '../src/transport/node.ts';
 import { MB, MiB, median } from './lib.ts';
 
 export interface MicroOptions {

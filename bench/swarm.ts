@@ -4,7 +4,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runLocalSwarm } from '../src/transport/local-swarm.ts';
+import { runLocalSwarm } from '../src/app/local-swarm.ts';
 import { MB, makeRandomFile, makeTempDir, median, removeDir, repeat, requireFreeSpace, say } from './lib.ts';
 
 export interface SwarmOptions {

@@ -5,9 +5,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runLocalSwarm } from '../src/app/local-swarm.ts';
 import { parseScenarioText, type Scenario } from '../src/sim/scenario.ts';
 import { runScenario, scenarioFile } from '../src/sim/simulator.ts';
-import { runLocalSwarm } from '../src/transport/local-swarm.ts';
 import { Workspace } from './support/processes.ts';
 
 interface ContractResult {

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type EventLine, type SwarmProcess, sha256File } from '../src/transport/processes.ts';
+import { type EventLine, type SwarmProcess, sha256File } from '../src/app/processes.ts';
 import {
   type ClientProcess,
   Clients,

@@ -82,7 +82,7 @@ test('the sim command exits 2 with the field path, not a stack trace', () => {
     bad.owner.uploadBytesPerSecond = -1;
     const path = join(dir, 'bad.json');
     writeFileSync(path, JSON.stringify(bad));
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/transport/sim-command.ts', path], {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/app/sim-command.ts', path], {
       encoding: 'utf8',
     });
     assert.is(run.status, 2);
@@ -90,7 +90,7 @@ test('the sim command exits 2 with the field path, not a stack trace', () => {
     assert.not.match(run.stderr, /\n\s+at /);
     const missing = spawnSync(
       process.execPath,
-      ['--import', 'tsx', 'src/transport/sim-command.ts', join(dir, 'nope.json')],
+      ['--import', 'tsx', 'src/app/sim-command.ts', join(dir, 'nope.json')],
       {
         encoding: 'utf8',
       },

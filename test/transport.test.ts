@@ -5,17 +5,17 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { sha1 } from '../src/app/node.ts';
+import { sha256File, stopProcess } from '../src/app/processes.ts';
 import { Engine } from '../src/engine/engine.ts';
 import { parseTorrent } from '../src/engine/metainfo.ts';
 import { makePeerId } from '../src/engine/peer-id.ts';
 import { Random } from '../src/engine/random.ts';
 import { SocketDriver } from '../src/transport/driver.ts';
-import { sha1 } from '../src/transport/node.ts';
-import { sha256File, stopProcess } from '../src/transport/processes.ts';
 import { fetchTorrent } from '../src/transport/tracker-client.ts';
 import { countEvents, Workspace } from './support/processes.ts';
 
-const CLI = ['--import', 'tsx', 'src/transport/cli.ts'];
+const CLI = ['--import', 'tsx', 'src/app/cli.ts'];
 
 function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const run = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 30_000 });

@@ -1,5 +1,5 @@
 /**
- * Parameter sweeps behind `npm run experiment` (src/transport/experiment-command.ts).
+ * Parameter sweeps behind `npm run experiment` (src/app/experiment-command.ts).
  *
  * Sweeps one parameter over several seeds and prints, per value, the median (and min / max) of
  * simulated time over the lower bound, and the median tail (the worst peer's time from 95% to 100%

@@ -1,5 +1,5 @@
 /**
- * The scenario fuzzer behind `npm run fuzz` (src/transport/fuzz-command.ts): random scenarios (node count, chunk count and size,
+ * The scenario fuzzer behind `npm run fuzz` (src/app/fuzz-command.ts): random scenarios (node count, chunk count and size,
  * capacities, latency, topology, policies, fault schedule) run in the simulator with every
  * invariant checked, TigerBeetle-VOPR style: a faulty phase, then a healed phase in which every
  * live honest peer must finish in bounded time.

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { sha1 } from '../../src/app/node.ts';
 import type { ActivityEvent } from '../../src/engine/activity.ts';
 import type { Bitfield } from '../../src/engine/bitfield.ts';
 import { chunkLength } from '../../src/engine/chunking.ts';
@@ -14,7 +15,6 @@ import { type Metainfo, parseTorrent } from '../../src/engine/metainfo.ts';
 import { makePeerId } from '../../src/engine/peer-id.ts';
 import { Random } from '../../src/engine/random.ts';
 import { type BlockStorage, SocketDriver } from '../../src/transport/driver.ts';
-import { sha1 } from '../../src/transport/node.ts';
 import { parseSummary, SUMMARY_FILE_NAME } from '../../src/transport/store.ts';
 import { fetchTorrent } from '../../src/transport/tracker-client.ts';
 

@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type EventLine, killProcess, type SwarmProcess, spawnSwarm } from '../../src/app/processes.ts';
 import { Random } from '../../src/engine/random.ts';
-import { type EventLine, killProcess, type SwarmProcess, spawnSwarm } from '../../src/transport/processes.ts';
 
 export class Workspace {
   readonly dir = mkdtempSync(join(tmpdir(), 'swarm-test-'));

@@ -7,9 +7,9 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Random } from '../engine/random.ts';
-import { formatPeerTable } from '../sim/report.ts';
 import { parseChoice, parseCount, UsageFailure } from './args.ts';
 import { runLocalSwarm } from './local-swarm.ts';
+import { formatPeerTable } from './report.ts';
 
 const USAGE = `usage: npm start -- [--peers N] [--topology ring|mesh|full|star] [--file F | --size-mib M] [--dir D] [--json|--quiet]
 

@@ -1,7 +1,7 @@
 /**
  * What a simulated run prints: the summary table and the `--json` object.
  */
-import type { PeerReport, SimResult } from './simulator.ts';
+import type { PeerReport, SimResult } from '../sim/simulator.ts';
 
 export function toJson(result: SimResult) {
   return {

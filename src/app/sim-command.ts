@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { formatSummary, replayCommand, toJson } from '../sim/report.ts';
 import { parseScenarioText } from '../sim/scenario.ts';
 import { runScenario } from '../sim/simulator.ts';
+import { formatSummary, replayCommand, toJson } from './report.ts';
 
 const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]
 

@@ -19,12 +19,12 @@ import { createTorrent, type Metainfo, magnetLink, parseTorrent } from '../engin
 import { makePeerId } from '../engine/peer-id.ts';
 import type { PickerKind } from '../engine/picker.ts';
 import { Random } from '../engine/random.ts';
+import { SocketDriver } from '../transport/driver.ts';
+import { ChunkStore, hashFileChunks } from '../transport/store.ts';
+import { Tracker } from '../transport/tracker.ts';
+import { announce, fetchTorrent } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
-import { SocketDriver } from './driver.ts';
 import { type OutputMode, Reporter } from './output.ts';
-import { ChunkStore, hashFileChunks } from './store.ts';
-import { Tracker } from './tracker.ts';
-import { announce, fetchTorrent } from './tracker-client.ts';
 
 export const sha1: Sha1 = (data) => new Uint8Array(createHash('sha1').update(data).digest());
 
