@@ -4,7 +4,7 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { do_not_optimize, measure } from 'mitata';
-import { sha1 } from '../src/app/node.ts';
+import { sha1 } from '../src/app/hashing.ts';
 import { planChunks } from '../src/engine/chunking.ts';
 import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
 import { bytesEqual } from '../src/engine/hash.ts';

@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import * as fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sha1 } from '../src/app/node.ts';
+import { sha1 } from '../src/app/hashing.ts';
 import { sha256File } from '../src/app/processes.ts';
 import { Bitfield } from '../src/engine/bitfield.ts';
 import { chunkLength, type Geometry } from '../src/engine/chunking.ts';

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sha1 } from '../src/app/node.ts';
+import { sha1 } from '../src/app/hashing.ts';
 import { sha256File, stopProcess } from '../src/app/processes.ts';
 import { Engine } from '../src/engine/engine.ts';
 import { parseTorrent } from '../src/engine/metainfo.ts';

@@ -5,6 +5,14 @@
 
 export class UsageFailure extends Error {
   override readonly name = 'UsageFailure';
+
+  /** `hint` replaces the command's general "run … --help" line (a subcommand names its own help). */
+  constructor(
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
 }
 
 export const MAIN_USAGE = `usage: swarm <command> [options]

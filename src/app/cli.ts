@@ -14,7 +14,9 @@ import {
   parsePort,
   UsageFailure,
 } from './args.ts';
-import { type PeerSource, runOwner, runPeer } from './node.ts';
+import { runCommand } from './command.ts';
+import { runOwner } from './owner.ts';
+import { type PeerSource, runPeer } from './peer.ts';
 
 const common = {
   host: { type: 'string' },
@@ -23,7 +25,13 @@ const common = {
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  'clock-origin': { type: 'string' },
 } as const;
+
+/** `npm start` hands every process the same clock origin (epoch ms). */
+function parseClockOrigin(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : parseCount(text, '--clock-origin', 0, 0, Number.MAX_SAFE_INTEGER);
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -59,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
         connect: (values.connect ?? []).map((text) => parseAddress(text, '--connect')),
         announceIntervalSeconds: parseCount(values['announce-interval'], '--announce-interval', 2, 1, 3600),
         output: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'human',
+        clockOriginMs: parseClockOrigin(values['clock-origin']),
       });
     }
     if (command === 'peer') {
@@ -77,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
           picker: { type: 'string' },
           phases: { type: 'string' },
           'exit-when-done': { type: 'boolean' },
+          'give-up-after': { type: 'string' },
           retries: { type: 'string' },
         },
       });
@@ -147,18 +157,19 @@ async function main(argv: string[]): Promise<number> {
           foreign ? 'overlapped' : 'two-phase',
         ),
         exitWhenDone: values['exit-when-done'] === true,
+        giveUpAfterMs: parseCount(values['give-up-after'], '--give-up-after', 60, 1, 86_400) * 1000,
         retries: parseCount(values.retries, '--retries', 6, 0, 100),
         output: values.json === true ? 'json' : values.quiet === true ? 'quiet' : 'human',
+        clockOriginMs: parseClockOrigin(values['clock-origin']),
       });
     }
     if (command === '--help' || command === '-h' || command === 'help') return help(MAIN_USAGE);
     throw new UsageFailure(command === undefined ? 'a command is required' : `unknown command "${command}"`);
   } catch (error) {
     if (error instanceof UsageFailure || isParseArgsError(error)) {
-      process.stderr.write(
-        `swarm: ${(error as Error).message}\n(run "swarm ${command === 'owner' || command === 'peer' ? `${command} ` : ''}--help" for usage)\n`,
-      );
-      return 2;
+      // The usage hint names the subcommand's help.
+      const sub = command === 'owner' || command === 'peer' ? `${command} ` : '';
+      throw new UsageFailure((error as Error).message, `run "swarm ${sub}--help" for usage`);
     }
     throw error;
   }
@@ -174,14 +185,4 @@ function isParseArgsError(error: unknown): boolean {
   return error instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(
-      `swarm: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exitCode = 1;
-  },
-);
+runCommand('swarm', main);

@@ -3,11 +3,14 @@
  * separate processes on free ports of 127.0.0.1, shows their progress, checks every peer's file
  * against the original and prints a summary. Exit code 0 only if every copy matches.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { stat, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { planChunks } from '../engine/chunking.ts';
 import { Random } from '../engine/random.ts';
 import { parseChoice, parseCount, UsageFailure } from './args.ts';
+import { runCommand } from './command.ts';
+import { claimDemoFolder } from './demo-folder.ts';
 import { runLocalSwarm } from './local-swarm.ts';
 import { formatPeerTable } from './report.ts';
 
@@ -17,9 +20,24 @@ Starts an owner and N peers (default 5) as processes on 127.0.0.1, distributes a
 20 MiB sample made here), verifies every peer's copy and prints a summary.
   --picker P     random (default) or rarest-first
   --phases M     two-phase (default for ring) or overlapped (default otherwise)
-  --timeout-s S  give up after S seconds (default 300)`;
+  --timeout-s S  give up after S seconds (default 300)
+  --dir D        where to work (default swarm-demo); a later run replaces only what the demo made
+                 there itself (listed in D/.swarm-demo.json) and refuses to touch anything else
+  --json         one JSON object on stdout (use "npm start -s -- --json": -s keeps npm's banner out)
+  --debug        a stack trace with an internal error`;
+
+/** The user's own --file: a regular file big enough to cut into chunks, checked before anything is made. */
+async function checkUserFile(file: string): Promise<void> {
+  const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
+    throw new UsageFailure(`cannot read --file ${file}: ${error.code ?? error.message}`);
+  });
+  if (!info.isFile()) throw new UsageFailure(`--file ${file} is not a regular file`);
+  const plan = planChunks(info.size);
+  if (!plan.ok) throw new UsageFailure(`--file ${file}: ${plan.error.message}`);
+}
 
 async function main(argv: string[]): Promise<number> {
+  const clockOriginMs = Date.now();
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -62,8 +80,15 @@ async function main(argv: string[]): Promise<number> {
   };
 
   const dir = resolve(values.dir ?? 'swarm-demo');
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
+  if (values.file !== undefined) await checkUserFile(values.file);
+  const fileName = values.file === undefined ? 'sample.bin' : basename(values.file);
+  const made = [
+    ...(values.file === undefined ? ['sample.bin'] : []),
+    `${fileName}.torrent`,
+    'OwnerDir',
+    ...Array.from({ length: peerCount }, (_, i) => `Peer${i + 1}Dir`),
+  ];
+  await claimDemoFolder(dir, made, values.file === undefined ? [] : [values.file]);
   let file = values.file;
   if (file === undefined) {
     file = join(dir, 'sample.bin');
@@ -98,6 +123,7 @@ async function main(argv: string[]): Promise<number> {
     picker,
     phases,
     timeoutMs,
+    clockOriginMs,
     onLine: (name, line) => {
       if (line.event === 'listening' && name === 'owner') total = Number(line.chunks);
       if (line.event === 'listening' && name !== 'owner') have.set(name, Number(line.have ?? 0));
@@ -135,22 +161,4 @@ async function main(argv: string[]): Promise<number> {
   return result.ok ? 0 : 1;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    if (
-      error instanceof UsageFailure ||
-      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true
-    ) {
-      process.stderr.write(`demo: ${(error as Error).message}\n${USAGE}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    process.stderr.write(
-      `demo: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
-    process.exitCode = 1;
-  },
-);
+runCommand('demo', main, 'npm start -- --help');

@@ -4,15 +4,54 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { FIELDS, type Field, sweep } from '../sim/experiment.ts';
-import { scenarioSchema } from '../sim/scenario.ts';
+import { FIELDS, type Field, sweep, withField } from '../sim/experiment.ts';
+import { parseScenario, type Scenario } from '../sim/scenario.ts';
+import { parseCount, UsageFailure } from './args.ts';
+import { runCommand } from './command.ts';
 
 const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--json]
 fields: peers, chunks, degree, picker, phases, endgame, ownerAdvertising, ownerShareChunks,
   ownerUploadBytesPerSecond`;
 
+/** The scenario file, read and validated: a missing or bad file is the user's to fix (exit 2). */
+function readScenario(path: string): Scenario {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageFailure(code === undefined ? `${path} is not JSON` : `cannot read ${path}: ${code}`);
+  }
+  const parsed = parseScenario(value);
+  if (!parsed.ok) {
+    const first = parsed.issues[0];
+    throw new UsageFailure(`${path}: ${first?.path ?? '$'}: ${first?.message ?? 'not a scenario'}`);
+  }
+  return parsed.scenario;
+}
+
+/** `--vary field=v1,v2`: a known field, and values each of which makes a valid scenario. */
+function parseVary(text: string | undefined, base: Scenario): { field: Field; values: string[] } {
+  if (text === undefined) throw new UsageFailure('--vary <field>=<v1>,<v2>,... is required');
+  const match = /^([^=]+)=(.+)$/.exec(text);
+  if (match === null) throw new UsageFailure(`--vary: "${text}" is not <field>=<v1>,<v2>,...`);
+  const field = match[1] as string;
+  if (!FIELDS.includes(field as Field)) {
+    throw new UsageFailure(`--vary: unknown field "${field}" (fields: ${FIELDS.join(', ')})`);
+  }
+  const values = (match[2] as string).split(',');
+  for (const value of values) {
+    try {
+      withField(base, field as Field, value);
+    } catch (error) {
+      throw new UsageFailure(`--vary: ${(error as Error).message}`);
+    }
+  }
+  return { field: field as Field, values };
+}
+
 function main(argv: string[]): number {
-  const { values, positionals } = parseArgs({
+  const { values: options, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -22,32 +61,18 @@ function main(argv: string[]): number {
       help: { type: 'boolean' },
     },
   });
-  if (values.help === true) {
+  if (options.help === true) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
   const path = positionals[0];
-  const match = /^(\w+)=(.+)$/.exec(values.vary ?? '');
-  if (path === undefined || match === null || !FIELDS.includes(match[1] as Field)) {
-    process.stderr.write(`experiment: a scenario and --vary <field>=<values> are required\n${USAGE}\n`);
-    return 2;
-  }
-  const seedCount = Number(values.seeds ?? 10);
-  if (!Number.isInteger(seedCount) || seedCount < 1 || seedCount > 1000) {
-    process.stderr.write('experiment: --seeds must be a whole number from 1 to 1000\n');
-    return 2;
-  }
-  const parsed = scenarioSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
-  if (!parsed.success) {
-    process.stderr.write(
-      `experiment: ${path} is not a valid scenario (run it with npm run sim for details)\n`,
-    );
-    return 2;
-  }
-  const field = match[1] as Field;
+  if (path === undefined || positionals.length > 1) throw new UsageFailure('expected one scenario file');
+  const seedCount = parseCount(options.seeds, '--seeds', 10, 1, 1000);
+  const base = readScenario(path);
+  const { field, values } = parseVary(options.vary, base);
   const seeds = Array.from({ length: seedCount }, (_, i) => i + 1);
-  const rows = sweep(parsed.data, field, (match[2] as string).split(','), seeds);
-  if (values.json === true) {
+  const rows = sweep(base, field, values, seeds);
+  if (options.json === true) {
     process.stdout.write(`${JSON.stringify({ scenario: path, field, seeds: seedCount, rows })}\n`);
     return 0;
   }
@@ -63,4 +88,4 @@ function main(argv: string[]): number {
   return 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+runCommand('experiment', main, 'npm run experiment -- --help');

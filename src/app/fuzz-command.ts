@@ -9,6 +9,12 @@ import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { check, type FuzzFailure, fuzzScenarioArbitrary } from '../sim/fuzz.ts';
 import type { ScenarioInput } from '../sim/scenario.ts';
+import { parseCount } from './args.ts';
+import { runCommand } from './command.ts';
+
+const USAGE = `usage: npm run fuzz -- [--runs N] [--seed S]
+
+Runs N random scenarios (default 200) from seed S (default 1, from 0 to 2147483647) in the simulator.`;
 
 function main(argv: string[]): number {
   const { values } = parseArgs({
@@ -16,15 +22,11 @@ function main(argv: string[]): number {
     options: { runs: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' } },
   });
   if (values.help === true) {
-    process.stdout.write('usage: npm run fuzz -- [--runs N] [--seed S]\n');
+    process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const runs = Number(values.runs ?? 200);
-  const seed = Number(values.seed ?? 1);
-  if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
-    process.stderr.write('fuzz: --runs and --seed must be whole numbers\n');
-    return 2;
-  }
+  const runs = parseCount(values.runs, '--runs', 200, 1, 1_000_000);
+  const seed = parseCount(values.seed, '--seed', 1, 0, 2 ** 31 - 1);
   let last: FuzzFailure | undefined;
   const outcome = fc.check(
     fc.property(fuzzScenarioArbitrary, (input) => {
@@ -53,4 +55,4 @@ function main(argv: string[]): number {
   return 1;
 }
 
-process.exitCode = main(process.argv.slice(2));
+runCommand('fuzz', main, 'npm run fuzz -- --help');

@@ -15,12 +15,19 @@ export interface LocalSwarmOptions {
   readonly phases: 'two-phase' | 'overlapped';
   readonly chunkSizeBytes?: number;
   readonly timeoutMs: number;
+  /** Epoch ms every process prints its times from (default: when this call starts). */
+  readonly clockOriginMs?: number;
   /** Every event line of every process, with the process's name. */
   readonly onLine?: (name: string, line: EventLine) => void;
 }
 
-/** The same shape as the simulator's `--json` peer entries. */
-export type PeerReport = { -readonly [K in keyof SimPeerReport]: SimPeerReport[K] };
+/**
+ * The simulator's `--json` peer entry, plus the time from the peer's process being ready (listening)
+ * to its verified file.
+ */
+export type PeerReport = { -readonly [K in keyof SimPeerReport]: SimPeerReport[K] } & {
+  readyToDoneMs: number | null;
+};
 
 export interface LocalSwarmResult {
   readonly fileSha256: string;
@@ -34,7 +41,8 @@ export interface LocalSwarmResult {
 export async function runLocalSwarm(options: LocalSwarmOptions): Promise<LocalSwarmResult> {
   const fileSha256 = await sha256File(options.file);
   if (fileSha256 === null) throw new Error(`cannot read ${options.file}`);
-  const startedAt = Date.now();
+  const startedAt = options.clockOriginMs ?? Date.now();
+  const clock = ['--clock-origin', String(startedAt)];
   const reports = new Map<string, PeerReport>();
   const processes: SwarmProcess[] = [];
   let failure: string | undefined;
@@ -70,6 +78,7 @@ export async function runLocalSwarm(options: LocalSwarmOptions): Promise<LocalSw
       '--announce-interval',
       '1',
       ...(options.chunkSizeBytes === undefined ? [] : ['--chunk-size', String(options.chunkSizeBytes)]),
+      ...clock,
     ],
     (line) => options.onLine?.('owner', line),
   );
@@ -90,6 +99,7 @@ export async function runLocalSwarm(options: LocalSwarmOptions): Promise<LocalSw
         complete: false,
         fileSha256: null,
         completedAtMs: null,
+        readyToDoneMs: null,
         chunksFromOwner: 0,
         chunksFromPeers: 0,
         bytesUp: 0,
@@ -113,13 +123,15 @@ export async function runLocalSwarm(options: LocalSwarmOptions): Promise<LocalSw
           options.picker,
           '--phases',
           options.phases,
+          ...clock,
         ],
         (line: EventLine) => {
           options.onLine?.(id, line);
           if (line.event === 'complete') {
             Object.assign(report, {
               complete: true,
-              completedAtMs: Date.now() - startedAt,
+              completedAtMs: Number(line.completedAtMs),
+              readyToDoneMs: Number(line.readyToDoneMs),
               chunksFromOwner: Number(line.chunksFromOwner),
               chunksFromPeers: Number(line.chunksFromPeers),
               bytesUp: Number(line.bytesUp),

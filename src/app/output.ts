@@ -3,6 +3,7 @@
  * JSON lines with `--json`, or almost nothing with `--quiet`. Errors always go to stderr as one line.
  */
 import { type ActivityEvent, formatActivityLine } from '../engine/activity.ts';
+import { isStdoutClosed } from './command.ts';
 
 export type OutputMode = 'human' | 'json' | 'quiet';
 
@@ -11,9 +12,14 @@ export class Reporter {
   private barShown = false;
   private readonly pending: string[] = [];
 
+  /**
+   * `clockOffsetMs` is added to every time printed: under `npm start` it is how long after the
+   * demo's start this process began, so six processes print on one clock.
+   */
   constructor(
     readonly mode: OutputMode,
     readonly node: string,
+    private readonly clockOffsetMs = 0,
     private readonly out: NodeJS.WriteStream = process.stdout,
     private readonly tty: boolean = out.isTTY === true,
   ) {}
@@ -23,7 +29,8 @@ export class Reporter {
     if (this.mode === 'json') this.write(`${JSON.stringify({ node: this.node, ...fields })}\n`);
   }
 
-  activity(event: ActivityEvent, elapsedMs: number): void {
+  activity(event: ActivityEvent, driverElapsedMs: number): void {
+    const elapsedMs = driverElapsedMs + this.clockOffsetMs;
     if (this.mode === 'json') {
       this.event({
         event: 'activity',
@@ -51,11 +58,25 @@ export class Reporter {
   }
 
   info(message: string): void {
-    if (this.mode === 'json') this.event({ event: 'info', message });
+    this.say('info', message);
+  }
+
+  /** A wait or a retry the user should see: what we wait for, and for how long we will try. */
+  notice(message: string): void {
+    this.say('notice', message);
+  }
+
+  private say(event: 'info' | 'notice', message: string): void {
+    if (this.mode === 'json') this.event({ event, message });
     else if (this.mode === 'human') {
       this.endBar();
       this.write(`${message}\n`);
     }
+  }
+
+  /** Milliseconds on the printed clock for an engine time. */
+  printedMs(driverElapsedMs: number): number {
+    return driverElapsedMs + this.clockOffsetMs;
   }
 
   error(message: string): void {
@@ -79,6 +100,7 @@ export class Reporter {
     if (this.pending.length === 0) return;
     const text = this.pending.join('');
     this.pending.length = 0;
+    if (this.out === process.stdout && isStdoutClosed()) return;
     this.out.write(text);
   }
 

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseScenarioText } from '../sim/scenario.ts';
 import { runScenario } from '../sim/simulator.ts';
+import { runCommand } from './command.ts';
 import { formatSummary, replayCommand, toJson } from './report.ts';
 
 const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]
@@ -15,14 +16,7 @@ Runs a scenario in the deterministic simulator and prints every activity line wi
 time, then a summary per peer. --json prints one JSON object instead; --quiet prints only the summary.`;
 
 function main(argv: string[]): number {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    process.stderr.write(`sim: ${(error as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parse(argv);
   if (values.help === true) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -99,4 +93,4 @@ function parse(argv: string[]) {
   });
 }
 
-process.exitCode = main(process.argv.slice(2));
+runCommand('sim', main, 'npm run sim -- --help');

@@ -29,6 +29,10 @@ export interface DriverOptions {
   readonly onActivity?: (event: ActivityEvent, elapsedMs: number) => void;
   readonly onComplete?: () => void;
   readonly onStorageError?: (index: number, error: Error) => void;
+  /** An outgoing connection could not be made (the engine redials with backoff). */
+  readonly onDialFailed?: (address: string, reason: string) => void;
+  /** An outgoing connection was made. */
+  readonly onDialed?: (address: string) => void;
 }
 
 /** Reads for a connection wait while this many bytes are queued on its socket (backpressure). */
@@ -209,13 +213,19 @@ export class SocketDriver {
         return;
       }
       this.attach(id, socket, state);
+      this.options.onDialed?.(address);
       this.engine.handleConnected(this.now(), id);
       this.flush();
     });
-    socket.once('error', () => socket.destroy());
+    let failure = 'connection failed';
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      failure = error.code ?? error.message;
+      socket.destroy();
+    });
     socket.once('close', () => {
       // After 'connect', attach's own handler reports the close.
       if (connected || this.sockets.get(id) !== state) return;
+      this.options.onDialFailed?.(address, failure);
       this.sockets.delete(id);
       this.engine.handleClosed(this.now(), id, 'connection failed');
       this.flush();

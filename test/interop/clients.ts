@@ -13,7 +13,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { sha1 } from '../../src/app/node.ts';
+import { sha1 } from '../../src/app/hashing.ts';
 import { createTorrent } from '../../src/engine/metainfo.ts';
 import { hashFileChunks } from '../../src/transport/store.ts';
 import { LIBTORRENT_DRIVER } from './libtorrent-driver.ts';

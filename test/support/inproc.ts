@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { sha1 } from '../../src/app/node.ts';
+import { sha1 } from '../../src/app/hashing.ts';
 import type { ActivityEvent } from '../../src/engine/activity.ts';
 import type { Bitfield } from '../../src/engine/bitfield.ts';
 import { chunkLength } from '../../src/engine/chunking.ts';

@@ -1,0 +1,350 @@
+/**
+ * The peer process: gets the torrent (from the owner or a file), keeps chunks in its folder, trades
+ * over sockets, announces for neighbours, and writes the verified file. Every wait is visible and,
+ * with `--exit-when-done`, bounded.
+ */
+import { randomInt } from 'node:crypto';
+import type { ActivityEvent } from '../engine/activity.ts';
+import { DEFAULT_LIMITS, Engine, type PeerAddress, type PhaseMode, type Topology } from '../engine/engine.ts';
+import { toHex } from '../engine/hash.ts';
+import type { Metainfo } from '../engine/metainfo.ts';
+import { makePeerId } from '../engine/peer-id.ts';
+import type { PickerKind } from '../engine/picker.ts';
+import { Random } from '../engine/random.ts';
+import { SocketDriver } from '../transport/driver.ts';
+import { ChunkStore, type OpenResult } from '../transport/store.ts';
+import { Announcer } from './announcer.ts';
+import { onStdoutClosed } from './command.ts';
+import { sha1 } from './hashing.ts';
+import { type OutputMode, Reporter } from './output.ts';
+import { StallWatch } from './stall-watch.ts';
+import {
+  clockOffsetMs,
+  formatAddress,
+  type HostPort,
+  infoDictionary,
+  listenOrExplain,
+  prepareFolder,
+  removeMadeFolder,
+  untilSignal,
+} from './startup.ts';
+import { fetchTorrentWithRetry, type LoadedTorrent, readTorrentFile } from './torrent-source.ts';
+
+/** Where a peer gets its torrent and first contacts. */
+export type PeerSource =
+  /** A swarm owner: the torrent from its `/torrent`, ring neighbours from its tracker. */
+  | { readonly kind: 'owner'; readonly owner: HostPort }
+  /** Any BitTorrent swarm: the torrent from a file; seeders given by address and by its tracker. */
+  | { readonly kind: 'torrent'; readonly path: string; readonly connect: readonly HostPort[] };
+
+export interface PeerOptions {
+  readonly source: PeerSource;
+  readonly host: string;
+  readonly port: number;
+  readonly downloadFrom: HostPort | undefined;
+  readonly id: string;
+  readonly dir: string;
+  readonly topology: Topology;
+  readonly degree: number;
+  readonly picker: PickerKind;
+  readonly phases: PhaseMode;
+  readonly exitWhenDone: boolean;
+  /** With `exitWhenDone`: give up (exit 1) after this long without a new chunk. */
+  readonly giveUpAfterMs: number;
+  readonly retries: number;
+  readonly output: OutputMode;
+  /** `npm start`'s clock origin (epoch ms), so every process prints times on one clock. */
+  readonly clockOriginMs: number | undefined;
+}
+
+/** A quiet spell this long gets a status line saying what the peer waits for. */
+const STATUS_EVERY_MS = 10_000;
+/** The engine's longest pause between redials of an address (`reconnectMaxMs`), for the user. */
+const REDIAL_MAX_S = DEFAULT_LIMITS.reconnectMaxMs / 1000;
+
+function peerName(id: string): string {
+  const name = `peer${id}`;
+  return name.length <= 8 ? name : `p${id}`.slice(0, 8);
+}
+
+export async function runPeer(options: PeerOptions): Promise<number> {
+  const name = peerName(options.id);
+  const reporter = new Reporter(options.output, name, clockOffsetMs(options.clockOriginMs));
+  const { source } = options;
+  const torrent =
+    source.kind === 'owner'
+      ? await fetchTorrentWithRetry(source.owner, options.retries, reporter, name)
+      : await readTorrentFile(source.path);
+  const made = await prepareFolder(options.dir, '--dir');
+  const store = new ChunkStore({
+    dir: options.dir,
+    geometry: torrent.metainfo.geometry,
+    pieceHashes: torrent.metainfo.pieceHashes,
+    sha1,
+    fileName: torrent.metainfo.name,
+    infoHashHex: toHex(torrent.metainfo.infoHash),
+    label: name,
+    // Every chunk is re-verified on start, so a torn write after a power cut is caught and discarded;
+    // a kill -9 cannot tear a rename. Syncing each chunk would cost far more than it protects.
+    sync: false,
+  });
+  let opened: OpenResult;
+  try {
+    opened = await store.open();
+  } catch (error) {
+    await store.close();
+    await removeMadeFolder(made);
+    throw error;
+  }
+  if (opened.discarded.length > 0) {
+    reporter.info(`${name}: discarded ${opened.discarded.length} chunk files that failed verification`);
+  }
+  const peer = new PeerProcess(options, name, reporter, torrent, store, opened);
+  await peer.listen(made);
+  return peer.run();
+}
+
+class PeerProcess {
+  private readonly random = new Random(randomInt(0, 2 ** 32));
+  private readonly peerId: Uint8Array;
+  private readonly engine: Engine;
+  private readonly driver: SocketDriver;
+  private readonly watch: StallWatch;
+  private readonly metainfo: Metainfo;
+  private readonly wait = untilSignal();
+  private announcer: Announcer | undefined;
+  private held: number;
+  private port = 0;
+  private readyAtMs = 0;
+  private finished: { sha256: string; path: string } | undefined;
+  private finishing: Promise<void> | undefined;
+  private failure: string | undefined;
+
+  constructor(
+    private readonly options: PeerOptions,
+    private readonly name: string,
+    private readonly reporter: Reporter,
+    torrent: LoadedTorrent,
+    private readonly store: ChunkStore,
+    opened: OpenResult,
+  ) {
+    this.metainfo = torrent.metainfo;
+    this.held = opened.have.count;
+    this.peerId = makePeerId(name, this.random);
+    this.engine = new Engine({
+      role: 'peer',
+      name,
+      peerId: this.peerId,
+      infoHash: this.metainfo.infoHash,
+      pieceHashes: this.metainfo.pieceHashes,
+      geometry: this.metainfo.geometry,
+      sha1,
+      random: this.random,
+      have: opened.have,
+      fromOwner: opened.fromOwner,
+      topology: options.topology,
+      picker: options.picker,
+      phases: options.phases,
+      ...infoDictionary(torrent.bytes),
+    });
+    this.driver = new SocketDriver({
+      engine: this.engine,
+      storage: store,
+      host: options.host,
+      port: options.port,
+      onActivity: (event, elapsedMs) => this.onActivity(event, elapsedMs),
+      onComplete: () => void this.finish(),
+      // The store's message already names the chunk ("cannot store chunk 5: disk full ...").
+      onStorageError: (_index, error) => reporter.error(`${name}: ${error.message}`),
+      onDialFailed: (address, reason) => this.dialFailed(address, reason),
+      onDialed: (address) => this.watch.connected(address),
+    });
+    this.watch = new StallWatch({
+      statusEveryMs: STATUS_EVERY_MS,
+      giveUpAfterMs: options.exitWhenDone ? options.giveUpAfterMs : undefined,
+      now: () => this.driver.now(),
+      state: () => ({
+        held: this.held,
+        total: this.metainfo.geometry.pieceCount,
+        connected: this.engine.openConnectionCount(),
+        complete: this.finished !== undefined || this.engine.isComplete,
+      }),
+      onStatus: (text) => reporter.notice(`${name}: ${text}`),
+      onGiveUp: (text) => {
+        this.failure = text;
+        this.wait.stop('gave up');
+      },
+    });
+  }
+
+  /** Listens; a port in use removes the folder this start made and ends with one line. */
+  async listen(made: string | undefined): Promise<void> {
+    try {
+      this.port = await listenOrExplain(this.driver, this.options.host, this.options.port);
+    } catch (error) {
+      await this.driver.stop();
+      await this.store.close();
+      await removeMadeFolder(made);
+      throw error;
+    }
+    this.readyAtMs = this.driver.now();
+    const { options, reporter, name } = this;
+    const total = this.metainfo.geometry.pieceCount;
+    reporter.event({
+      event: 'listening',
+      role: 'peer',
+      id: options.id,
+      host: options.host,
+      port: this.port,
+      dir: options.dir,
+      have: this.held,
+    });
+    reporter.info(
+      `${name}: listening on ${formatAddress({ host: options.host, port: this.port })}, ${this.held}/${total} chunks verified in ${options.dir}`,
+    );
+    reporter.progress(this.held, total, 0);
+  }
+
+  async run(): Promise<number> {
+    onStdoutClosed(() => this.wait.stop('stdout closed'));
+    if (this.engine.isComplete) {
+      // Everything was on disk already: nothing to wait for.
+      await this.finish();
+    }
+    if (this.finished === undefined || !this.options.exitWhenDone) {
+      this.driver.addPeers(this.initialPeers());
+      this.startAnnouncing();
+      this.watch.start();
+    }
+    const reason = await this.wait.signalled;
+    this.watch.stop();
+    if (reason !== 'done' && reason !== 'gave up') {
+      const total = this.metainfo.geometry.pieceCount;
+      this.reporter.info(
+        `${this.name}: ${reason}, stopping with ${this.held}/${total} chunks in ${this.options.dir}`,
+      );
+    }
+    return this.shutDown();
+  }
+
+  private onActivity(event: ActivityEvent, elapsedMs: number): void {
+    this.reporter.activity(event, elapsedMs);
+    if (event.kind !== 'chunk-received') return;
+    this.held++;
+    this.watch.progress();
+    this.reporter.progress(this.held, this.metainfo.geometry.pieceCount, elapsedMs);
+  }
+
+  /** Said once per address until it answers again; the engine redials with backoff meanwhile. */
+  private dialFailed(address: string, reason: string): void {
+    if (!this.watch.dialFailed(address, reason)) return;
+    const { source, downloadFrom } = this.options;
+    const role =
+      source.kind === 'owner' && formatAddress(source.owner) === address
+        ? 'the owner '
+        : downloadFrom !== undefined && formatAddress(downloadFrom) === address
+          ? 'download neighbour '
+          : '';
+    this.reporter.notice(
+      `${this.name}: cannot reach ${role}${address} (${reason}); redialling with backoff (at most ${REDIAL_MAX_S} s apart)`,
+    );
+  }
+
+  private initialPeers(): PeerAddress[] {
+    const { source, downloadFrom } = this.options;
+    const initial: PeerAddress[] =
+      source.kind === 'owner'
+        ? [{ address: formatAddress(source.owner), role: 'owner' }]
+        : source.connect.map((address) => ({ address: formatAddress(address), role: 'neighbour' as const }));
+    if (downloadFrom !== undefined)
+      initial.push({ address: formatAddress(downloadFrom), role: 'download-neighbour' });
+    return initial;
+  }
+
+  /** With --torrent the tracker is whatever the torrent names (maybe none, maybe unreachable). */
+  private startAnnouncing(): void {
+    const { source } = this.options;
+    const announceUrl =
+      this.metainfo.announce ??
+      (source.kind === 'owner' ? `http://${formatAddress(source.owner)}/announce` : undefined);
+    if (announceUrl === undefined) return;
+    const { geometry } = this.metainfo;
+    this.announcer = new Announcer({
+      announceUrl,
+      infoHash: this.metainfo.infoHash,
+      peerId: this.peerId,
+      port: this.port,
+      topology: this.options.topology,
+      degree: this.options.degree,
+      downloadFromGiven: this.options.downloadFrom !== undefined,
+      random: this.random,
+      reporter: this.reporter,
+      name: this.name,
+      stats: () => {
+        const stats = this.engine.getStats();
+        const left = this.engine.isComplete
+          ? 0
+          : geometry.totalLengthBytes - this.held * geometry.pieceLengthBytes;
+        return { uploaded: stats.bytesUp, downloaded: stats.bytesDown, left: Math.max(0, left) };
+      },
+      addPeers: (peers) => this.driver.addPeers(peers),
+      onOutcome: (error) => this.watch.tracker(error),
+    });
+    this.announcer.start();
+  }
+
+  /** Combines and re-verifies the file, reports it, and (with --exit-when-done) ends the wait. */
+  private finish(): Promise<void> {
+    this.finishing ??= this.combineAndReport();
+    return this.finishing;
+  }
+
+  private async combineAndReport(): Promise<void> {
+    let combined: { sha256: string; path: string };
+    try {
+      combined = await this.store.combine();
+    } catch (error) {
+      this.failure = `could not combine the file: ${(error as Error).message}`;
+      this.wait.stop('done');
+      return;
+    }
+    this.finished = combined;
+    const stats = this.engine.getStats();
+    const fromOwner = this.store.fromOwnerField().count;
+    const nowMs = this.driver.now();
+    this.reporter.event({
+      event: 'complete',
+      fileSha256: combined.sha256,
+      path: combined.path,
+      completedAtMs: this.reporter.printedMs(nowMs),
+      readyToDoneMs: nowMs - this.readyAtMs,
+      chunksFromOwner: fromOwner,
+      chunksFromPeers: this.metainfo.geometry.pieceCount - fromOwner,
+      bytesUp: stats.bytesUp,
+      bytesDown: stats.bytesDown,
+    });
+    this.reporter.info(
+      `${this.name}: complete, verified, written to ${combined.path} (sha256 ${combined.sha256})`,
+    );
+    void this.announcer?.send('completed');
+    if (this.options.exitWhenDone) this.wait.stop('done');
+  }
+
+  private async shutDown(): Promise<number> {
+    const stats = this.engine.getStats();
+    this.reporter.event({
+      event: 'stopped',
+      complete: this.finished !== undefined,
+      bytesUp: stats.bytesUp,
+      bytesDown: stats.bytesDown,
+    });
+    await this.announcer?.stop();
+    await this.driver.stop();
+    await this.store.close();
+    if (this.failure !== undefined) {
+      this.reporter.error(`${this.name}: ${this.failure}`);
+      return 1;
+    }
+    return this.finished !== undefined ? 0 : 1;
+  }
+}

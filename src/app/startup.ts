@@ -1,0 +1,88 @@
+/**
+ * What the owner and peer processes share around their start and stop: addresses, the listening
+ * port, the work folder (made, or cleaned up after a failed start), signals, and the torrent's info
+ * dictionary for BEP 9.
+ */
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { findDictionaryValueSpan } from '../engine/bencode.ts';
+import type { SocketDriver } from '../transport/driver.ts';
+import { UsageFailure } from './args.ts';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export const formatAddress = (address: HostPort): string => `${address.host}:${address.port}`;
+
+/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM), or `stop` is called. */
+export function untilSignal(): { readonly signalled: Promise<string>; stop(reason: string): void } {
+  let stop: (reason: string) => void = () => undefined;
+  const signalled = new Promise<string>((resolve) => {
+    const done = (reason: string): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve(reason);
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    stop = done;
+  });
+  return { signalled, stop: (reason) => stop(reason) };
+}
+
+export async function listenOrExplain(driver: SocketDriver, host: string, port: number): Promise<number> {
+  try {
+    return await driver.listen();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new UsageFailure(`port ${port} on ${host} is already in use (choose another --port, or 0)`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw new UsageFailure(`cannot listen on ${host}: ${code}`);
+    if (code === 'EACCES') throw new UsageFailure(`no permission to listen on port ${port}`);
+    throw error;
+  }
+}
+
+/**
+ * Makes sure `path` is a folder we can work in, creating it (and its parents) if needed. Returns
+ * the topmost folder this call created, so that a start that fails removes exactly that and nothing
+ * the user had.
+ */
+export async function prepareFolder(path: string, flag: string): Promise<string | undefined> {
+  const existing = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw new UsageFailure(`cannot use ${flag} ${path}: ${error.code ?? error.message}`);
+  });
+  if (existing !== undefined) {
+    if (!existing.isDirectory()) throw new UsageFailure(`${flag} ${path} is a file, not a folder`);
+    return undefined;
+  }
+  try {
+    return await mkdir(path, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOTDIR' || code === 'EEXIST' ? 'a file is in the way' : (code ?? String(error));
+    throw new UsageFailure(`cannot create ${flag} ${path}: ${why}`);
+  }
+}
+
+/** Removes what `prepareFolder` created, after a start that failed (nothing if it made nothing). */
+export async function removeMadeFolder(made: string | undefined): Promise<void> {
+  if (made !== undefined) await rm(made, { recursive: true, force: true }).catch(() => undefined);
+}
+
+/** The exact bytes of a torrent's info dictionary, for the engine to serve over BEP 9 (ut_metadata). */
+export function infoDictionary(torrent: Uint8Array): { metadata?: Uint8Array } {
+  const span = findDictionaryValueSpan(torrent, 'info');
+  return span === undefined ? {} : { metadata: torrent.slice(span.start, span.end) };
+}
+
+/**
+ * Milliseconds between `originEpochMs` (the moment `npm start` began, so that all its processes
+ * print times on one clock) and now; 0 without an origin.
+ */
+export function clockOffsetMs(originEpochMs: number | undefined): number {
+  return originEpochMs === undefined ? 0 : Math.max(0, Date.now() - originEpochMs);
+}
