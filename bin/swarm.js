@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader, so `npx swarm` works in the repository.
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/app/cli.ts');
+// The built command: `npm ci` (and `npm pack`) compile src/ to dist/ with TypeScript's compiler.
+import '../dist/app/cli.js';

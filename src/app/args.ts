@@ -18,10 +18,31 @@ export class UsageFailure extends Error {
 export const MAIN_USAGE = `usage: swarm <command> [options]
 
 commands:
-  owner   seed a file: cut it into chunks, serve peers, act as the swarm's tracker
-  peer    download a file from an owner (or any BitTorrent seeder) and trade chunks with neighbours
+  seed FILE            share a file with defaults: prints its magnet link and .torrent path
+  get TORRENT [-o P]   download a file from its .torrent, write it to P and exit
+  owner                seed a file, with every option (chunk size, shares, tracker interval)
+  peer                 download from an owner (or any BitTorrent seeder) and trade with neighbours
+
+  --version            print the version
+  --debug              (with any command) a stack trace with an internal error
 
 Run "swarm <command> --help" for the options of each.`;
+
+export const SEED_USAGE = `usage: swarm seed FILE [--port P] [--host H] [--json|--quiet]
+
+Shares FILE as its owner with the defaults of "swarm owner": writes FILE.torrent, keeps the chunks in
+FILE.chunks, serves peers and the swarm's tracker on port P (default 6881), and prints the magnet
+link and the .torrent's path. Runs until Ctrl-C. "swarm owner --help" lists the other options.`;
+
+export const GET_USAGE = `usage: swarm get TORRENT [-o PATH] [--connect HOST:PORT]... [--dir D] [--port P] [--json|--quiet]
+
+Downloads the file a .torrent describes from its tracker's swarm and from the --connect peers,
+verifies it, writes it to PATH (default: the torrent's file name, here) and exits. PATH must not
+exist yet. The chunk files stay in the work folder D (default PATH.parts), so a second run resumes.
+  -o, --output PATH     where to write the file (never overwritten)
+  --connect H:P         also dial this seeder or peer (repeatable)
+  --dir D               the work folder for chunk files (default PATH.parts)
+  --give-up-after S     exit 1 after S seconds without a new chunk (default 60)`;
 
 export const OWNER_USAGE = `usage: swarm owner --file F [--port P] [--host H] [--torrent T] [--dir D]
                    [--chunk-size BYTES] [--peers N] [--advertise shares|all] [--json|--quiet]
@@ -60,6 +81,8 @@ export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--dow
   --picker P           random (default) or rarest-first
   --phases M           two-phase (default with --owner) or overlapped (default with --torrent)
   --exit-when-done     exit once the file is complete and verified (default: keep seeding)
+  --give-up-after S    with --exit-when-done: exit 1 after S seconds without a new chunk (default
+                       60); without it, a stalled peer says what it waits for every 10 s
   --retries N          how often to retry an unreachable owner (default 6)
   --json               one JSON object per line; --quiet: errors only`;
 

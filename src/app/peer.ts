@@ -15,6 +15,7 @@ import { SocketDriver } from '../transport/driver.ts';
 import { ChunkStore, type OpenResult } from '../transport/store.ts';
 import { Announcer } from './announcer.ts';
 import { onStdoutClosed } from './command.ts';
+import { deliverFile } from './deliver.ts';
 import { sha1 } from './hashing.ts';
 import { type OutputMode, Reporter } from './output.ts';
 import { StallWatch } from './stall-watch.ts';
@@ -55,6 +56,8 @@ export interface PeerOptions {
   readonly output: OutputMode;
   /** `npm start`'s clock origin (epoch ms), so every process prints times on one clock. */
   readonly clockOriginMs: number | undefined;
+  /** `swarm get`: where the verified file goes (never over an existing file). */
+  readonly deliverTo?: string;
 }
 
 /** A quiet spell this long gets a status line saying what the peer waits for. */
@@ -303,6 +306,10 @@ class PeerProcess {
     let combined: { sha256: string; path: string };
     try {
       combined = await this.store.combine();
+      if (this.options.deliverTo !== undefined) {
+        await deliverFile(combined.path, this.options.deliverTo);
+        combined = { ...combined, path: this.options.deliverTo };
+      }
     } catch (error) {
       this.failure = `could not combine the file: ${(error as Error).message}`;
       this.wait.stop('done');

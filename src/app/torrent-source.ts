@@ -59,16 +59,16 @@ export async function fetchTorrentWithRetry(
 }
 
 /** Reads and checks a .torrent file named on the command line. */
-export async function readTorrentFile(path: string): Promise<LoadedTorrent> {
+export async function readTorrentFile(path: string, what = '--torrent'): Promise<LoadedTorrent> {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await readFile(path));
   } catch (error) {
     throw new UsageFailure(
-      `cannot read --torrent ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      `cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     );
   }
   const parsed = parseTorrent(bytes, sha1);
-  if (!parsed.ok) throw new UsageFailure(`--torrent ${path}: ${parsed.error.message}`);
+  if (!parsed.ok) throw new UsageFailure(`${what} ${path}: ${parsed.error.message}`);
   return { metainfo: parsed.metainfo, bytes };
 }
