@@ -59,6 +59,8 @@ export interface SimOptions {
   readonly seed?: number;
   /** Called with every activity line, in order. */
   readonly onLine?: (line: string) => void;
+  /** Called with every activity event as data (virtual ms, node id, event), in order: for reports. */
+  readonly onActivity?: (atMs: number, node: string, event: ActivityEvent) => void;
   readonly limits?: Partial<EngineLimits>;
 }
 
@@ -542,6 +544,7 @@ export class Simulator {
     this.trace.update(line);
     this.trace.update('\n');
     this.options.onLine?.(line);
+    this.options.onActivity?.(this.nowMs(), node.id, event);
   }
 
   private handle(event: SimEvent): void {
