@@ -3,6 +3,7 @@
  * numbers (the `--json` output) and the table printed by `npm run bench`.
  */
 
+import { cliBench } from './cli.ts';
 import { GiB, MiB, round, say, stopAll } from './lib.ts';
 import { linkBench } from './link.ts';
 import { memoryBench } from './memory.ts';
@@ -10,7 +11,7 @@ import { codecBench, verifyBench } from './micro.ts';
 import { simBench } from './sim.ts';
 import { swarmBench } from './swarm.ts';
 
-export const STAGES = ['codec', 'verify', 'sim', 'memory', 'link', 'swarm'] as const;
+export const STAGES = ['cli', 'codec', 'verify', 'sim', 'memory', 'link', 'swarm'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Every key `npm run bench -- --json` promises, each a finite number. */
@@ -34,6 +35,9 @@ export const REQUIRED_KEYS = [
   'boundRatioMesh200',
   'memoryPeakRss100MiB',
   'memoryPeakRss1GiB',
+  'cliHelpMs',
+  'nodeStartMs',
+  'cliStartRatio',
 ] as const;
 
 export interface BenchConfig {
@@ -41,6 +45,7 @@ export interface BenchConfig {
   /** The whole run should end within this (stages with repeated runs shorten to fit). */
   readonly budgetMs: number;
   readonly micro: { readonly cpuTimeMs: number; readonly rounds: number };
+  readonly cli: { readonly runs: number };
   readonly sim: {
     readonly meshPeers: number;
     readonly meshChunks: number;
@@ -61,6 +66,7 @@ export const FULL: BenchConfig = {
   quick: false,
   budgetMs: 280_000,
   micro: { cpuTimeMs: 300, rounds: 3 },
+  cli: { runs: 15 },
   sim: { meshPeers: 200, meshChunks: 1000, bareEvents: 2_000_000, bareRuns: 5 },
   link: { bytes: 200 * MiB, runs: 3, timeoutMs: 120_000 },
   swarm: { bytes: 100 * MiB, peers: 5, runs: 3, timeoutMs: 120_000 },
@@ -72,6 +78,7 @@ export const QUICK: BenchConfig = {
   quick: true,
   budgetMs: 60_000,
   micro: { cpuTimeMs: 20, rounds: 1 },
+  cli: { runs: 3 },
   sim: { meshPeers: 20, meshChunks: 50, bareEvents: 100_000, bareRuns: 1 },
   link: { bytes: 4 * MiB, runs: 1, timeoutMs: 30_000 },
   swarm: { bytes: 2 * MiB, peers: 3, runs: 1, timeoutMs: 30_000 },
@@ -96,6 +103,7 @@ export async function runBenchmarks(
   };
   try {
     // Fixed work first; the stages that repeat runs then share what is left of the budget.
+    await timed('cli', () => cliBench(config.cli));
     await timed('codec', () => codecBench(config.micro));
     await timed('verify', () => verifyBench(config.micro));
     await timed('sim', () => simBench(config.sim));
@@ -135,6 +143,13 @@ export function formatResults(results: Results, config: BenchConfig): string {
     if (value.startsWith('-')) return;
     rows.push([stage, what, value, against, ratio]);
   };
+  add(
+    'cli',
+    'swarm --help, built command, whole process',
+    `${fixed(r('cliHelpMs'), 0)} ms`,
+    `node -e 0 ${fixed(r('nodeStartMs'), 0)} ms`,
+    fixed(r('cliStartRatio'), 2),
+  );
   add('codec', 'encode piece messages (16 KiB blocks)', `${fixed(r('codecEncodeMBps'), 0)} MB/s`);
   add('codec', 'decode piece messages (64 KiB reads)', `${fixed(r('codecDecodeMBps'), 0)} MB/s`);
   add('codec', 'decode mixed stream (1 B–64 KiB reads)', `${fixed(r('codecMixedDecodeMBps'), 0)} MB/s`);
