@@ -9,13 +9,13 @@ import { basename } from 'node:path';
 import * as fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sha1 } from '../src/app/node.ts';
 import { sha256File } from '../src/app/processes.ts';
 import { Bitfield } from '../src/engine/bitfield.ts';
 import { chunkLength, type Geometry } from '../src/engine/chunking.ts';
 import { encodeHandshake, MAX_FRAME_BYTES } from '../src/engine/codec.ts';
 import { toHex } from '../src/engine/hash.ts';
 import { Random } from '../src/engine/random.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 import { ChunkStore, StorageError, type StoreFs } from '../src/transport/store.ts';
 import {
   auditDir,

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { toHex } from '../src/engine/hash.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 import {
   ChunkStore,
   type ChunkStoreOptions,
@@ -17,7 +18,7 @@ import {
   type StoreFs,
   SUMMARY_FILE_NAME,
 } from '../src/transport/store.ts';
-import { makeFile, sha1, type TestFile } from './support/pair.ts';
+import { makeFile, type TestFile } from './support/pair.ts';
 
 // Seven chunks of 100 bytes and a last one of 37.
 const FILE = makeFile(737, 11, 100);

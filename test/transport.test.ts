@@ -5,12 +5,13 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sha1 } from '../src/app/node.ts';
 import { sha256File, stopProcess } from '../src/app/processes.ts';
+import { ACTIVITY_KINDS } from '../src/engine/activity.ts';
 import { Engine } from '../src/engine/engine.ts';
 import { parseTorrent } from '../src/engine/metainfo.ts';
 import { makePeerId } from '../src/engine/peer-id.ts';
 import { Random } from '../src/engine/random.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 import { SocketDriver } from '../src/transport/driver.ts';
 import { fetchTorrent } from '../src/transport/tracker-client.ts';
 import { countEvents, Workspace } from './support/processes.ts';
@@ -105,14 +106,7 @@ test('owner + 5 peers in a ring: every file byte-identical, every folder complet
       assert.ok(Number(line.chunksFromPeers) > 0, `Peer${id} traded`);
     }
     // Everything the original prints, in one peer's own output.
-    for (const kind of [
-      'chunk-received',
-      'chunk-sent',
-      'list-received',
-      'list-sent',
-      'request-sent',
-      'request-received',
-    ]) {
+    for (const kind of ACTIVITY_KINDS) {
       assert.ok(
         peers.some((peer) => countEvents(peer, kind) > 0),
         `some peer reported ${kind}`,

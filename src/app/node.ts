@@ -2,7 +2,7 @@
  * One swarm process: the owner (chunks on disk, tracker, engine on sockets) or a peer (torrent from
  * the owner or from a file, chunks in Peer<id>Dir, engine on sockets, announces for neighbours).
  */
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { findDictionaryValueSpan } from '../engine/bencode.ts';
@@ -14,19 +14,18 @@ import {
   type PhaseMode,
   type Topology,
 } from '../engine/engine.ts';
-import { type Sha1, toHex } from '../engine/hash.ts';
+import { toHex } from '../engine/hash.ts';
 import { createTorrent, type Metainfo, magnetLink, parseTorrent } from '../engine/metainfo.ts';
 import { makePeerId } from '../engine/peer-id.ts';
 import type { PickerKind } from '../engine/picker.ts';
 import { Random } from '../engine/random.ts';
+import { sha1 } from '../platform/sha1.ts';
 import { SocketDriver } from '../transport/driver.ts';
 import { ChunkStore, hashFileChunks } from '../transport/store.ts';
 import { Tracker } from '../transport/tracker.ts';
 import { announce, fetchTorrent } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
 import { type OutputMode, Reporter } from './output.ts';
-
-export const sha1: Sha1 = (data) => new Uint8Array(createHash('sha1').update(data).digest());
 
 interface HostPort {
   readonly host: string;

@@ -12,14 +12,13 @@ import { bytesEqual, type Sha1 } from '../engine/hash.ts';
 import { createTorrent } from '../engine/metainfo.ts';
 import { makePeerId } from '../engine/peer-id.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
+import { sha1 } from '../platform/sha1.ts';
 import { EventQueue } from './event-queue.ts';
 import { describeFault, faultEndMs, healTimeMs, planFaults } from './faults.ts';
 import { meshEdges } from './mesh.ts';
 import { Network, type NetworkEvent } from './network.ts';
 import { type Fault, type PeerPlan, planPeers, type Scenario } from './scenario.ts';
 import { WireWatch } from './wire-watch.ts';
-
-export const sha1: Sha1 = (data) => new Uint8Array(createHash('sha1').update(data).digest());
 
 export interface PeerReport {
   readonly id: string;

@@ -19,7 +19,14 @@
  */
 import type http from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
-import { type BencodeDictionary, type BencodeValue, encodeBencode, latin1Bytes } from '../engine/bencode.ts';
+import {
+  type BencodeDictionary,
+  type BencodeValue,
+  encodeBencode,
+  latin1Bytes,
+  latin1String,
+} from '../engine/bencode.ts';
+import { concatBytes } from '../engine/bytes.ts';
 import { bytesEqual } from '../engine/hash.ts';
 
 /** Longest request URL (path + query) we look at. */
@@ -159,12 +166,6 @@ function hexValue(code: number): number {
   return -1; // also NaN past the end
 }
 
-function latin1Text(bytes: Uint8Array): string {
-  let out = '';
-  for (const byte of bytes) out += String.fromCharCode(byte);
-  return out;
-}
-
 const KNOWN_PARAMS = new Set([
   'info_hash',
   'peer_id',
@@ -191,7 +192,7 @@ function splitQuery(query: string): { ok: true; params: RawParams } | { ok: fals
     const keyBytes = percentDecode(rawKey);
     if (keyBytes === undefined)
       return { ok: false, failure: 'malformed percent-encoding in a parameter name' };
-    const key = latin1Text(keyBytes);
+    const key = latin1String(keyBytes);
     if (!KNOWN_PARAMS.has(key)) continue;
     const value = percentDecode(rawValue);
     if (value === undefined) return { ok: false, failure: `malformed percent-encoding in ${key}` };
@@ -203,7 +204,7 @@ function splitQuery(query: string): { ok: true; params: RawParams } | { ok: fals
 
 /** A decimal integer, negative values clamped to 0 and huge ones to the safe range; undefined if not one. */
 function parseCount(bytes: Uint8Array): number | undefined {
-  const text = latin1Text(bytes);
+  const text = latin1String(bytes);
   if (!/^-?[0-9]{1,24}$/.test(text)) return undefined;
   if (text.startsWith('-')) return 0;
   return Math.min(Number(text), Number.MAX_SAFE_INTEGER);
@@ -229,7 +230,7 @@ export function parseAnnounceQuery(query: string): ParsedAnnounceQuery {
 
   const portBytes = params.get('port');
   if (portBytes === undefined) return { ok: false, failure: 'missing port' };
-  const portText = latin1Text(portBytes);
+  const portText = latin1String(portBytes);
   const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
   if (port < 1 || port > 65535) return { ok: false, failure: 'port must be an integer from 1 to 65535' };
 
@@ -249,17 +250,17 @@ export function parseAnnounceQuery(query: string): ParsedAnnounceQuery {
   let numwant = DEFAULT_NUMWANT;
   const numwantBytes = params.get('numwant');
   if (numwantBytes !== undefined && numwantBytes.length > 0) {
-    const text = latin1Text(numwantBytes);
+    const text = latin1String(numwantBytes);
     if (!/^-?[0-9]{1,24}$/.test(text)) return { ok: false, failure: 'numwant must be a decimal integer' };
     // Some clients send -1 for "the default".
     numwant = text.startsWith('-') ? DEFAULT_NUMWANT : Math.min(Number(text), MAX_NUMWANT);
   }
 
-  const eventText = latin1Text(params.get('event') ?? new Uint8Array(0));
+  const eventText = latin1String(params.get('event') ?? new Uint8Array(0));
   const event: AnnounceEvent =
     eventText === 'started' || eventText === 'completed' || eventText === 'stopped' ? eventText : 'empty';
-  const compactText = latin1Text(params.get('compact') ?? new Uint8Array(0));
-  const noPeerIdText = latin1Text(params.get('no_peer_id') ?? new Uint8Array(0));
+  const compactText = latin1String(params.get('compact') ?? new Uint8Array(0));
+  const noPeerIdText = latin1String(params.get('no_peer_id') ?? new Uint8Array(0));
   const ipBytes = params.get('ip');
 
   return {
@@ -275,7 +276,7 @@ export function parseAnnounceQuery(query: string): ParsedAnnounceQuery {
       compact: compactText !== '0',
       noPeerId: noPeerIdText === '1',
       numwant,
-      ...(ipBytes === undefined ? {} : { ip: latin1Text(ipBytes) }),
+      ...(ipBytes === undefined ? {} : { ip: latin1String(ipBytes) }),
     },
   };
 }
@@ -371,18 +372,6 @@ export function compactEntry(host: string, port: number): Uint8Array | undefined
   return out;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Identity
 
@@ -394,9 +383,9 @@ function hex(bytes: Uint8Array): string {
 
 /** Our node name from a `-SW0100-` peer id ('.' padding stripped), or undefined for foreign ids. */
 export function nodeNameOf(peerId: Uint8Array): string | undefined {
-  if (peerId.length !== 20 || latin1Text(peerId.subarray(0, OUR_PREFIX.length)) !== OUR_PREFIX)
+  if (peerId.length !== 20 || latin1String(peerId.subarray(0, OUR_PREFIX.length)) !== OUR_PREFIX)
     return undefined;
-  const slot = latin1Text(peerId.subarray(OUR_PREFIX.length, OUR_PREFIX.length + NAME_SLOT_LENGTH));
+  const slot = latin1String(peerId.subarray(OUR_PREFIX.length, OUR_PREFIX.length + NAME_SLOT_LENGTH));
   const name = slot.replace(/\.+$/, '');
   return /^[A-Za-z0-9_-]+$/.test(name) ? name : undefined;
 }
@@ -437,8 +426,8 @@ export function encodeAnnounceResult(
       if (entry === undefined) continue;
       (entry.length === 6 ? v4 : v6).push(entry);
     }
-    body.set('peers', concat(v4));
-    if (v6.length > 0) body.set('peers6', concat(v6));
+    body.set('peers', concatBytes(v4));
+    if (v6.length > 0) body.set('peers6', concatBytes(v6));
   } else {
     body.set(
       'peers',
@@ -645,7 +634,7 @@ export class Tracker {
     const files: BencodeDictionary = new Map();
     if (split.length === 0 || split.some((hash) => bytesEqual(hash, this.infoHash))) {
       files.set(
-        latin1Text(this.infoHash),
+        latin1String(this.infoHash),
         new Map<string, BencodeValue>([
           ['complete', this.seeders],
           ['downloaded', this.completedCount],
@@ -801,7 +790,7 @@ function splitQueryAll(query: string, wanted: string): Uint8Array[] | undefined 
     const equals = part.indexOf('=');
     if (equals < 0) continue;
     const key = percentDecode(part.slice(0, equals));
-    if (key === undefined || latin1Text(key) !== wanted) continue;
+    if (key === undefined || latin1String(key) !== wanted) continue;
     const value = percentDecode(part.slice(equals + 1));
     if (value === undefined) return undefined;
     out.push(value);

@@ -13,8 +13,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { sha1 } from '../../src/app/node.ts';
 import { createTorrent } from '../../src/engine/metainfo.ts';
+import { sha1 } from '../../src/platform/sha1.ts';
 import { hashFileChunks } from '../../src/transport/store.ts';
 import { LIBTORRENT_DRIVER } from './libtorrent-driver.ts';
 
