@@ -16,7 +16,8 @@ import { encodeHandshake, MAX_FRAME_BYTES } from '../src/engine/codec.ts';
 import { toHex } from '../src/engine/hash.ts';
 import { Random } from '../src/engine/random.ts';
 import { sha1 } from '../src/platform/sha1.ts';
-import { ChunkStore, StorageError, type StoreFs } from '../src/transport/store.ts';
+import { StorageError } from '../src/transport/storage-error.ts';
+import { ChunkStore, type StoreFs } from '../src/transport/store.ts';
 import {
   auditDir,
   InProcessNode,

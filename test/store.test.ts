@@ -7,17 +7,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { toHex } from '../src/engine/hash.ts';
 import { sha1 } from '../src/platform/sha1.ts';
-import {
-  ChunkStore,
-  type ChunkStoreOptions,
-  chunkFileName,
-  formatSummary,
-  hashFileChunks,
-  parseSummary,
-  StorageError,
-  type StoreFs,
-  SUMMARY_FILE_NAME,
-} from '../src/transport/store.ts';
+import { hashFileChunks } from '../src/transport/file-hashing.ts';
+import { StorageError } from '../src/transport/storage-error.ts';
+import { ChunkStore, type ChunkStoreOptions, type StoreFs } from '../src/transport/store.ts';
+import { chunkFileName } from '../src/transport/store-names.ts';
+import { formatSummary, parseSummary, SUMMARY_FILE_NAME } from '../src/transport/summary-file.ts';
 import { makeFile, type TestFile } from './support/pair.ts';
 
 // Seven chunks of 100 bytes and a last one of 37.

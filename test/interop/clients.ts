@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createTorrent } from '../../src/engine/metainfo.ts';
 import { sha1 } from '../../src/platform/sha1.ts';
-import { hashFileChunks } from '../../src/transport/store.ts';
+import { hashFileChunks } from '../../src/transport/file-hashing.ts';
 import { LIBTORRENT_DRIVER } from './libtorrent-driver.ts';
 
 /** Debian's python3-libtorrent is importable only from the system interpreter. */

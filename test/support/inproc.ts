@@ -15,7 +15,7 @@ import { makePeerId } from '../../src/engine/peer-id.ts';
 import { Random } from '../../src/engine/random.ts';
 import { sha1 } from '../../src/platform/sha1.ts';
 import { type BlockStorage, SocketDriver } from '../../src/transport/driver.ts';
-import { parseSummary, SUMMARY_FILE_NAME } from '../../src/transport/store.ts';
+import { parseSummary, SUMMARY_FILE_NAME } from '../../src/transport/summary-file.ts';
 import { fetchTorrent } from '../../src/transport/tracker-client.ts';
 
 /** Rejects with `what` unless `promise` settles within `ms`. The timer never keeps the process up. */
