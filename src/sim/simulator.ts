@@ -6,9 +6,8 @@
 import { createHash } from 'node:crypto';
 import { type ActivityEvent, formatActivityLine, type ListSummary } from '../engine/activity.ts';
 import type { Geometry } from '../engine/chunking.ts';
-import { type Effect, Engine, type EngineLimits, type EngineOptions } from '../engine/engine.ts';
+import { type Effect, Engine, type EngineLimits } from '../engine/engine.ts';
 import { createTorrent } from '../engine/metainfo.ts';
-import { makePeerId } from '../engine/peer-id.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
 import { sha1 } from '../platform/sha1.ts';
 import { EventQueue } from './event-queue.ts';
@@ -16,8 +15,15 @@ import { FaultInjector } from './fault-injection.ts';
 import { describeFault, healTimeMs, planFaults } from './faults.ts';
 import { DISK_FULL_ERROR, FileChunks, scenarioFile } from './memory-disk.ts';
 import { Network, type NetworkEvent, type NetworkListener } from './network.ts';
+import { engineOptionsFor } from './node-engine.ts';
 import { type Fault, planPeers, type Scenario } from './scenario.ts';
 import type { SimEvent } from './sim-event.ts';
+import {
+  advertisedNotHeld,
+  allHonestComplete,
+  everyChunkOnALivePeer,
+  finishedWithWrongFile,
+} from './sim-invariants.ts';
 import { createSimNode, type SimNode } from './sim-node.ts';
 import { fileSha256Of, lowerBoundMs, peerReport, type SimFailure, type SimResult } from './sim-result.ts';
 import { wireTopology } from './topology-wiring.ts';
@@ -48,6 +54,8 @@ export class Simulator {
   private readonly network: Network;
   private readonly nodes = new Map<string, SimNode>();
   private readonly peerIds: string[] = [];
+  /** The peers' nodes, in peerIds order. */
+  private readonly peerNodes: SimNode[] = [];
   private readonly trace = createHash('sha256');
   private readonly geometry: Geometry;
   private readonly file: FileChunks;
@@ -144,7 +152,7 @@ export class Simulator {
       startEngine: (node) => this.startEngine(node),
       drain: (node) => this.drain(node),
       forget: (node) => this.touched.delete(node),
-      everyChunkOnALivePeer: () => this.everyChunkOnALivePeer(),
+      everyChunkOnALivePeer: () => everyChunkOnALivePeer(this.peerNodes, this.geometry.pieceCount),
     };
   }
 
@@ -180,7 +188,7 @@ export class Simulator {
     const owner = this.addNode(scenario.owner.id, 'owner', undefined, scenario.owner);
     const topologyRandom = new Random(deriveSeed(this.seed, 'topology'));
     for (const plan of plans) {
-      this.addNode(plan.id, 'peer', plan, plan);
+      this.peerNodes.push(this.addNode(plan.id, 'peer', plan, plan));
       this.peerIds.push(plan.id);
     }
     wireTopology(scenario.topology, plans, owner, (id) => this.nodes.get(id) as SimNode, topologyRandom);
@@ -202,51 +210,19 @@ export class Simulator {
 
   private startEngine(node: SimNode): void {
     const random = new Random(deriveSeed(this.seed, `node:${node.id}:${node.generation}`));
-    node.engine = new Engine(this.engineOptions(node, random));
+    node.engine = new Engine(
+      engineOptionsFor(node, random, {
+        scenario: this.scenario,
+        file: this.file,
+        infoHash: this.infoHash,
+        geometry: this.geometry,
+        peerCount: this.peerIds.length || planPeers(this.scenario).length,
+        ...(this.options.limits === undefined ? {} : { limits: this.options.limits }),
+      }),
+    );
     this.network.listen(node.address, node.id);
     if (node.peers.length > 0) node.engine.handlePeers(this.nowMs(), node.peers);
     this.drain(node);
-  }
-
-  /** The engine of one node incarnation: the torrent, its disk's chunks and the scenario's policies. */
-  private engineOptions(node: SimNode, random: Random): EngineOptions {
-    const policies = this.scenario.policies;
-    const peerCount = this.peerIds.length || planPeers(this.scenario).length;
-    return {
-      role: node.role,
-      name: node.id,
-      peerId: makePeerId(node.id, random),
-      infoHash: this.infoHash,
-      pieceHashes: this.file.pieceHashes,
-      geometry: this.geometry,
-      sha1: this.file.engineSha1,
-      ...(this.scenario.testing?.disableChunkVerification === true ? { unsafeSkipVerification: true } : {}),
-      allocateChunk: this.file.allocateChunk,
-      random,
-      have: node.disk.verifiedChunks(),
-      fromOwner: node.fromOwner,
-      topology: this.scenario.topology.kind,
-      picker: policies.picker,
-      phases: policies.phases,
-      endgame: policies.endgame,
-      ownerAdvertising: policies.ownerAdvertising,
-      ownerShareChunks:
-        policies.ownerShareChunks ?? Math.ceil(this.geometry.pieceCount / Math.max(1, peerCount)),
-      ...(node.role === 'owner' && policies.ownerUploadSlots !== undefined
-        ? { uploadSlots: policies.ownerUploadSlots }
-        : {}),
-      ...(node.role === 'peer' && policies.uploadSlots !== undefined
-        ? { uploadSlots: policies.uploadSlots }
-        : {}),
-      ...(this.options.limits === undefined && policies.requestQueueMs === undefined
-        ? {}
-        : {
-            limits: {
-              ...(policies.requestQueueMs === undefined ? {} : { requestQueueMs: policies.requestQueueMs }),
-              ...this.options.limits,
-            },
-          }),
-    };
   }
 
   /** Carries out every effect the node's engine produced, then re-arms its timer. */
@@ -432,61 +408,24 @@ export class Simulator {
     this.failure ??= { kind, message, atMs: this.nowMs() };
   }
 
-  /** Every honest peer has the file (a lying peer need not finish). */
-  private allComplete(): boolean {
-    for (const id of this.peerIds) {
-      const node = this.nodes.get(id) as SimNode;
-      if (!node.corrupt && node.completedAtMs === undefined) return false;
-    }
-    return true;
-  }
-
-  private everyChunkOnALivePeer(): boolean {
-    for (let index = 0; index < this.geometry.pieceCount; index++) {
-      let held = false;
-      for (const id of this.peerIds) {
-        const node = this.nodes.get(id) as SimNode;
-        if (!node.crashed && !node.corrupt && node.disk.holdsExact(index)) {
-          held = true;
-          break;
-        }
-      }
-      if (!held) return false;
-    }
-    return true;
-  }
-
-  // ---- invariants ----------------------------------------------------------------------------
-
   /** Nothing is advertised that is not verified and on the node's disk. */
   private checkAdvertised(node: SimNode, list: ListSummary): void {
-    let indices: readonly number[] = [];
-    if (list.form === 'have') indices = [list.chunk];
-    else if (list.form === 'bitfield') indices = list.chunks;
-    else if (list.form === 'have-all') indices = this.file.canonical.map((_, index) => index);
-    for (const index of indices) {
-      if (!node.disk.holdsExact(index)) {
-        this.fail(
-          'invariant',
-          `unverified-chunk-advertised: ${node.id} advertised chunk ${index} it does not hold`,
-        );
-        return;
-      }
+    const index = advertisedNotHeld(node, list, this.geometry.pieceCount);
+    if (index !== undefined) {
+      this.fail(
+        'invariant',
+        `unverified-chunk-advertised: ${node.id} advertised chunk ${index} it does not hold`,
+      );
     }
   }
 
   /** At the end: every honest peer holds the exact file, and no request went unanswered. */
   private finalChecks(): void {
     if (this.scenario.invariants === 'off' || this.failure !== undefined) return;
-    for (const id of this.peerIds) {
-      const node = this.nodes.get(id) as SimNode;
-      if (node.corrupt || node.completedAtMs === undefined) continue;
-      for (let index = 0; index < this.geometry.pieceCount; index++) {
-        if (!node.disk.holdsExact(index)) {
-          this.fail('invariant', `wrong-file: ${id} finished without the exact chunk ${index}`);
-          return;
-        }
-      }
+    const wrong = finishedWithWrongFile(this.peerNodes, this.geometry.pieceCount);
+    if (wrong !== undefined) {
+      this.fail('invariant', `wrong-file: ${wrong.node.id} finished without the exact chunk ${wrong.index}`);
+      return;
     }
     const broken = this.watch?.unanswered(this.nowMs(), UNANSWERED_AFTER_MS, (link) =>
       this.network.isAlive(link),
@@ -496,7 +435,7 @@ export class Simulator {
 
   run(): SimResult {
     const limitUs = this.scenario.maxSimulatedMs * 1000;
-    while (this.failure === undefined && !this.allComplete()) {
+    while (this.failure === undefined && !allHonestComplete(this.peerNodes)) {
       const next = this.queue.pop();
       if (next === undefined) {
         this.fail('incomplete', 'nothing left to happen, but some peers are not complete');
