@@ -88,12 +88,7 @@ function startTorrentPeer(space: Workspace, id: string, torrent: string, seederP
     torrent,
     '--connect',
     `127.0.0.1:${seederPort}`,
-    '--port',
-    '0',
-    '--id',
-    id,
-    '--dir',
-    space.path(`Peer${id}Dir`),
+    ...space.peerArgs(id),
   ]);
 }
 

@@ -231,19 +231,7 @@ test('once every chunk is in the swarm the owner may leave, and the peers still 
     };
     const peers = ['1', '2', '3'].map((id) =>
       space.spawn(
-        [
-          'peer',
-          '--owner',
-          `127.0.0.1:${port}`,
-          '--port',
-          '0',
-          '--id',
-          id,
-          '--dir',
-          space.path(`Peer${id}Dir`),
-          '--topology',
-          'full',
-        ],
+        ['peer', '--owner', `127.0.0.1:${port}`, ...space.peerArgs(id), '--topology', 'full'],
         watch,
       ),
     );
