@@ -4,12 +4,13 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { do_not_optimize, measure } from 'mitata';
-import { sha1 } from '../src/app/hashing.ts';
+import { concatBytes } from '../src/engine/bytes.ts';
 import { planChunks } from '../src/engine/chunking.ts';
 import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
 import { bytesEqual } from '../src/engine/hash.ts';
 import type { Message } from '../src/engine/messages.ts';
 import { Random } from '../src/engine/random.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 import { MB, MiB, median } from './lib.ts';
 
 export interface MicroOptions {
@@ -37,16 +38,6 @@ function geometry() {
   const plan = planChunks(200 * MiB);
   if (!plan.ok) throw new Error(plan.error.message);
   return plan.geometry;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** Cuts `bytes` into the slices a socket would hand over. */
@@ -83,7 +74,7 @@ function mixedStream(random: Random, pieceCount: number, blocks: number): Uint8A
     infoHash: new Uint8Array(20).fill(1),
     peerId: new Uint8Array(20).fill(2),
   });
-  const bytes = concat([handshake, ...messages.map(encodeMessage)]);
+  const bytes = concatBytes([handshake, ...messages.map(encodeMessage)]);
   return slice(bytes, () => {
     const roll = random.nextInt(100);
     if (roll < 20) return 1 + random.nextInt(100);
@@ -107,7 +98,7 @@ export async function codecBench(options: MicroOptions): Promise<Record<string, 
   );
 
   // 1 MiB of 16 KiB piece messages, read in 64 KiB socket reads.
-  const pieces = concat(
+  const pieces = concatBytes(
     Array.from({ length: 64 }, (_, i) =>
       encodeMessage({ type: 'piece', index: Math.floor(i / 6), begin: (i % 6) * BLOCK_BYTES, block }),
     ),

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { concatBytes } from '../src/engine/bytes.ts';
 import { chunkLength, type Geometry } from '../src/engine/chunking.ts';
 import {
   DECODER_ERROR_CODES,
@@ -34,18 +35,6 @@ function toHex(bytes: Uint8Array): string {
 
 function ascii(text: string): Uint8Array {
   return Uint8Array.from(text, (c) => c.charCodeAt(0));
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let totalBytes = 0;
-  for (const part of parts) totalBytes += part.length;
-  const out = new Uint8Array(totalBytes);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** Events with byte fields as hex, so deep equality ignores views vs copies. */
@@ -218,7 +207,7 @@ test('encodePieceHeader + block equals encodeMessage(piece)', () => {
   assert.is(toHex(header), '00 00 40 09 07 00 00 00 05 00 00 80 00');
   const whole = encodeMessage({ type: 'piece', index: 5, begin: 32768, block });
   assert.is(whole.length, MAX_FRAME_BYTES);
-  assert.ok(toHex(concat([header, block])) === toHex(whole));
+  assert.ok(toHex(concatBytes([header, block])) === toHex(whole));
 });
 
 test('a whole piece in one push is decoded without copying the block', () => {
@@ -271,9 +260,9 @@ test('first byte not 19 fails after one byte (an MSE handshake)', () => {
 });
 
 test('bad protocol string fails before the handshake is complete', () => {
-  const outcome = decodeChunks(G, [concat([hex('13'), ascii('BitTorrent protocoX')])], true);
+  const outcome = decodeChunks(G, [concatBytes([hex('13'), ascii('BitTorrent protocoX')])], true);
   expectError(outcome, 'bad-handshake');
-  const early = decodeChunks(G, [concat([hex('13'), ascii('Bx')])], true);
+  const early = decodeChunks(G, [concatBytes([hex('13'), ascii('Bx')])], true);
   expectError(early, 'bad-handshake');
 });
 
@@ -356,7 +345,7 @@ test('index out of range', () => {
 
 test('request over 16 KiB, empty, or outside its chunk', () => {
   const request = (index: number, begin: number, length: number) =>
-    concat([hex('00 00 00 0d 06'), u32(index), u32(begin), u32(length)]);
+    concatBytes([hex('00 00 00 0d 06'), u32(index), u32(begin), u32(length)]);
   expectError(decodeChunks(G, [request(0, 0, 16385)]), 'block-too-large');
   expectError(decodeChunks(G, [request(0, 0, 0)]), 'block-out-of-range');
   expectError(decodeChunks(G, [request(0, 32768 - 100, 101)]), 'block-out-of-range');
@@ -366,13 +355,13 @@ test('request over 16 KiB, empty, or outside its chunk', () => {
   assert.is(decodeChunks(G, [request(0, 12800, 12800)]).error, undefined);
   assert.is(decodeChunks(G, [request(0, 32768 - 100, 100)]).error, undefined);
   assert.is(decodeChunks(G, [request(43, 999, 1)]).error, undefined);
-  const reject = concat([hex('00 00 00 0d 10'), u32(43), u32(1), u32(1000)]);
+  const reject = concatBytes([hex('00 00 00 0d 10'), u32(43), u32(1), u32(1000)]);
   expectError(decodeChunks(G, [reject]), 'block-out-of-range');
 });
 
 test('piece crossing the chunk end, or empty', () => {
   const piece = (index: number, begin: number, block: Uint8Array) =>
-    concat([u32(9 + block.length), hex('07'), u32(index), u32(begin), block]);
+    concatBytes([u32(9 + block.length), hex('07'), u32(index), u32(begin), block]);
   expectError(decodeChunks(G, [piece(43, 900, new Uint8Array(101))]), 'block-out-of-range');
   expectError(decodeChunks(G, [piece(1, 32768 - 16383, new Uint8Array(16384))]), 'block-out-of-range');
   expectError(decodeChunks(G, [piece(1, 0, new Uint8Array(0))]), 'block-out-of-range');
@@ -516,7 +505,7 @@ const streamArb = geometryArb.chain((geometry) =>
 function encodeStream(messages: readonly Message[], withHandshake: boolean): Uint8Array {
   const frames = messages.map(encodeMessage);
   if (withHandshake) frames.unshift(HANDSHAKE_BYTES);
-  return concat(frames);
+  return concatBytes(frames);
 }
 
 test('property: valid streams split anywhere decode to the same messages', () => {
@@ -584,7 +573,7 @@ test('property: arbitrary bytes never throw and split decoding matches whole dec
       (geometry, bytes, cuts, expectHandshake) => {
         checkHostile(geometry, bytes, cuts, expectHandshake);
         // Behind a valid handshake, so the random bytes reach the message decoder.
-        checkHostile(geometry, concat([HANDSHAKE_BYTES, bytes]), cuts, true);
+        checkHostile(geometry, concatBytes([HANDSHAKE_BYTES, bytes]), cuts, true);
       },
     ),
     FC_OPTIONS,

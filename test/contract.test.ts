@@ -6,8 +6,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runLocalSwarm } from '../src/app/local-swarm.ts';
+import { scenarioFile } from '../src/sim/memory-disk.ts';
 import { parseScenarioText, type Scenario } from '../src/sim/scenario.ts';
-import { runScenario, scenarioFile } from '../src/sim/simulator.ts';
+import { runScenario } from '../src/sim/simulator.ts';
 import { Workspace } from './support/processes.ts';
 
 interface ContractResult {

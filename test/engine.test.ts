@@ -1,17 +1,15 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ACTIVITY_KINDS } from '../src/engine/activity.ts';
 import { Bitfield } from '../src/engine/bitfield.ts';
+import { concatBytes } from '../src/engine/bytes.ts';
 import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
 import type { Effect, Engine, EngineLimits } from '../src/engine/engine.ts';
 import type { Message } from '../src/engine/messages.ts';
 import { activities, Harness, makeFile } from './support/pair.ts';
 
 const FILE = makeFile(700_000); // 7 chunks, the last one short
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(chunks));
-}
 
 test('a peer downloads the whole file from an owner and every chunk verifies', () => {
   const harness = new Harness(FILE);
@@ -20,19 +18,12 @@ test('a peer downloads the whole file from an owner and every chunk verifies', (
   peer.engine.handlePeers(0, [{ address: owner.address, role: 'owner' }]);
   harness.run();
   assert.ok(peer.engine.isComplete);
-  const file = concat([...Array(FILE.chunks.length).keys()].map((i) => peer.disk.get(i) as Uint8Array));
+  const file = concatBytes([...Array(FILE.chunks.length).keys()].map((i) => peer.disk.get(i) as Uint8Array));
   assert.equal(Buffer.compare(file, FILE.bytes), 0);
   assert.equal(peer.engine.getStats().chunksFromOwner, FILE.chunks.length);
   assert.equal(peer.engine.getStats().bytesDown, FILE.bytes.length);
   const kinds = new Set([...activities(peer), ...activities(owner)]);
-  for (const kind of [
-    'chunk-received',
-    'chunk-sent',
-    'list-received',
-    'list-sent',
-    'request-sent',
-    'request-received',
-  ]) {
+  for (const kind of ACTIVITY_KINDS) {
     assert.ok(kinds.has(kind), `missing activity ${kind}`);
   }
   assert.ok(peer.log.some((effect) => effect.kind === 'complete'));
@@ -197,7 +188,7 @@ test('requests for chunks we lack count against the sender until it is closed', 
   const frames = [remoteHandshake(), encodeMessage({ type: 'interested' })];
   for (let i = 0; i < 40; i++)
     frames.push(encodeMessage({ type: 'request', index: 0, begin: 0, length: 16384 }));
-  const effects = drive(peer, concat(frames));
+  const effects = drive(peer, concatBytes(frames));
   const close = effects.find((effect) => effect.kind === 'close');
   assert.ok(close !== undefined && close.kind === 'close');
   assert.equal(close.reason.code, 'request-flood');
@@ -208,7 +199,7 @@ test('a 12800-byte request inside a chunk (as Transmission sends) is served exac
   const engine = ownerEngine();
   const effects = drive(
     engine,
-    concat([
+    concatBytes([
       remoteHandshake(),
       encodeMessage({ type: 'interested' }),
       encodeMessage({ type: 'request', index: 1, begin: 12800, length: 12800 }),
@@ -236,7 +227,7 @@ test('a super-seeding owner starts a chunk it has never sent before one it has a
     owner.handleData(
       0,
       remote,
-      concat([
+      concatBytes([
         remoteHandshake(FILE.options.infoHash, remote),
         encodeMessage({ type: 'interested' }),
         encodeMessage({ type: 'request', index, begin: 0, length: 16384 }),
@@ -297,7 +288,7 @@ class Scripted {
       infoHash: FILE.options.infoHash,
       peerId,
     });
-    this.engine.handleData(this.nowMs, connection, concat([handshake, ...messages.map(encodeMessage)]));
+    this.engine.handleData(this.nowMs, connection, concatBytes([handshake, ...messages.map(encodeMessage)]));
     this.collect();
   }
 

@@ -9,14 +9,14 @@ import { basename } from 'node:path';
 import * as fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sha1 } from '../src/app/hashing.ts';
 import { sha256File } from '../src/app/processes.ts';
-import { Bitfield } from '../src/engine/bitfield.ts';
-import { chunkLength, type Geometry } from '../src/engine/chunking.ts';
 import { encodeHandshake, MAX_FRAME_BYTES } from '../src/engine/codec.ts';
 import { toHex } from '../src/engine/hash.ts';
 import { Random } from '../src/engine/random.ts';
-import { ChunkStore, StorageError, type StoreFs } from '../src/transport/store.ts';
+import { sha1 } from '../src/platform/sha1.ts';
+import { StorageError } from '../src/transport/storage-error.ts';
+import { ChunkStore, type StoreFs } from '../src/transport/store.ts';
+import { startHostileSeeder } from './support/hostile-seeder.ts';
 import {
   auditDir,
   InProcessNode,
@@ -33,48 +33,25 @@ import { Workspace } from './support/processes.ts';
 /** The driver's MAX_PENDING_SOCKETS. */
 const PENDING_LIMIT = 64;
 
-function splitChunks(file: Buffer, geometry: Geometry): Buffer[] {
-  return Array.from({ length: geometry.pieceCount }, (_, index) => {
-    const start = index * geometry.pieceLengthBytes;
-    return file.subarray(start, start + chunkLength(geometry, index));
-  });
-}
-
 test('a lying seeder on real sockets is caught, dropped and never redialled; the file is exact', async () => {
-  const space = new Workspace();
-  const nodes: InProcessNode[] = [];
-  try {
-    const file = space.file('lie.bin', 2 * 1024 * 1024, 11);
-    const { port } = await space.owner(file, ['--advertise', 'all']);
-    const metainfo = await ownerMetainfo(port);
-    const { geometry } = metainfo;
-    const original = readFileSync(file);
-    let lies = 0;
-    const liar = new InProcessNode({
-      metainfo,
-      name: 'liar',
-      seed: 101,
-      have: Bitfield.full(geometry.pieceCount),
-      // Every block it serves has one byte flipped.
-      storage: new MemoryDisk(splitChunks(original, geometry), (block) => {
+  let lies = 0;
+  const swarm = await startHostileSeeder({
+    fileName: 'lie.bin',
+    sizeBytes: 2 * 1024 * 1024,
+    fileSeed: 11,
+    ownerArgs: ['--advertise', 'all'],
+    seeder: { name: 'liar', seed: 101 },
+    // Every block it serves has one byte flipped.
+    seederStorage: (chunks) =>
+      new MemoryDisk(chunks, (block) => {
         lies++;
         block[block.length >> 1] = (block[block.length >> 1] as number) ^ 0xff;
         return block;
       }),
-    });
-    nodes.push(liar);
-    const liarAddress = `127.0.0.1:${await liar.driver.listen()}`;
-    const disk = new MemoryDisk();
-    const peer = new InProcessNode({
-      metainfo,
-      name: 'honest',
-      seed: 102,
-      storage: disk,
-      topology: 'mesh',
-      phases: 'overlapped',
-    });
-    nodes.push(peer);
-    await peer.driver.listen();
+    peer: { name: 'honest', seed: 102 },
+  });
+  try {
+    const { peer, disk, geometry, original, seeder: liar, seederAddress: liarAddress } = swarm;
     // The liar first, alone, so that the first chunk is all its own: when the owner is connected too,
     // chunks mix blocks from both senders (see the next test).
     peer.driver.addPeers([{ address: liarAddress, role: 'neighbour' }]);
@@ -83,7 +60,7 @@ test('a lying seeder on real sockets is caught, dropped and never redialled; the
       'the lie is detected',
       peer.waitFor((event) => event.kind === 'chunk-corrupt'),
     );
-    peer.driver.addPeers([{ address: `127.0.0.1:${port}`, role: 'owner' }]);
+    peer.driver.addPeers([{ address: swarm.ownerAddress, role: 'owner' }]);
     await within(
       10_000,
       'connected to the owner',
@@ -119,53 +96,35 @@ test('a lying seeder on real sockets is caught, dropped and never redialled; the
       'nothing kept from the liar',
     );
   } finally {
-    await Promise.all(nodes.map((node) => node.driver.stop()));
-    await space.close();
+    await swarm.close();
   }
 });
 
 test('a stalled seeder on real sockets: its requests time out and the blocks come from the owner', async () => {
-  const space = new Workspace();
-  const nodes: InProcessNode[] = [];
   const stalled: (() => void)[] = [];
-  try {
-    const file = space.file('stall.bin', 1024 * 1024, 12);
-    const { port } = await space.owner(file, ['--advertise', 'all']);
-    const metainfo = await ownerMetainfo(port);
-    const { geometry } = metainfo;
+  const swarm = await startHostileSeeder({
+    fileName: 'stall.bin',
+    sizeBytes: 1024 * 1024,
+    fileSeed: 12,
+    ownerArgs: ['--advertise', 'all'],
+    seeder: { name: 'staller', seed: 111 },
     // Holds every chunk, answers no read: the socket stays open and silent.
-    const staller = new InProcessNode({
-      metainfo,
-      name: 'staller',
-      seed: 111,
-      have: Bitfield.full(geometry.pieceCount),
-      storage: {
-        readBlock: () =>
-          new Promise<Uint8Array>((_resolve, reject) => stalled.push(() => reject(new Error('stopped')))),
-        writeChunk: async () => undefined,
-      },
-    });
-    nodes.push(staller);
-    const stallerAddress = `127.0.0.1:${await staller.driver.listen()}`;
-    const disk = new MemoryDisk();
-    const peer = new InProcessNode({
-      metainfo,
-      name: 'patient',
-      seed: 112,
-      storage: disk,
-      topology: 'mesh',
-      phases: 'overlapped',
-      limits: { requestTimeoutMs: 1_000 },
-    });
-    nodes.push(peer);
-    await peer.driver.listen();
+    seederStorage: () => ({
+      readBlock: () =>
+        new Promise<Uint8Array>((_resolve, reject) => stalled.push(() => reject(new Error('stopped')))),
+      writeChunk: async () => undefined,
+    }),
+    peer: { name: 'patient', seed: 112, limits: { requestTimeoutMs: 1_000 } },
+  });
+  try {
+    const { peer, disk, geometry, file, seederAddress: stallerAddress } = swarm;
     peer.driver.addPeers([{ address: stallerAddress, role: 'neighbour' }]);
     await within(
       10_000,
       'requests to the staller',
       peer.waitFor((event) => event.kind === 'request-sent'),
     );
-    peer.driver.addPeers([{ address: `127.0.0.1:${port}`, role: 'owner' }]);
+    peer.driver.addPeers([{ address: swarm.ownerAddress, role: 'owner' }]);
     await within(30_000, 'the download completes despite the staller', peer.completed);
     assert.is(Buffer.compare(disk.file(geometry.pieceCount), readFileSync(file)), 0, 'the exact file');
     assert.ok(stalled.length > 0, 'the staller was asked and never answered');
@@ -175,46 +134,29 @@ test('a stalled seeder on real sockets: its requests time out and the blocks com
     );
   } finally {
     for (const release of stalled) release();
-    await Promise.all(nodes.map((node) => node.driver.stop()));
-    await space.close();
+    await swarm.close();
   }
 });
 
 test('a liar and an owner at once: the liar is named by a chunk of its own, dropped, never redialled', async () => {
-  const space = new Workspace();
-  const nodes: InProcessNode[] = [];
-  try {
-    const file = space.file('both.bin', 2 * 1024 * 1024, 12);
+  const swarm = await startHostileSeeder({
+    fileName: 'both.bin',
+    sizeBytes: 2 * 1024 * 1024,
+    fileSeed: 12,
     // Shares of 3 chunks: the owner offers a few chunks at a time, the liar offers everything.
-    const { port } = await space.owner(file, ['--peers', '7']);
-    const metainfo = await ownerMetainfo(port);
-    const { geometry } = metainfo;
-    const original = readFileSync(file);
-    const liar = new InProcessNode({
-      metainfo,
-      name: 'liar',
-      seed: 201,
-      have: Bitfield.full(geometry.pieceCount),
-      storage: new MemoryDisk(splitChunks(original, geometry), (block) => {
+    ownerArgs: ['--peers', '7'],
+    seeder: { name: 'liar', seed: 201 },
+    seederStorage: (chunks) =>
+      new MemoryDisk(chunks, (block) => {
         block[0] = (block[0] as number) ^ 0x01;
         return block;
       }),
-    });
-    nodes.push(liar);
-    const liarAddress = `127.0.0.1:${await liar.driver.listen()}`;
-    const disk = new MemoryDisk();
-    const peer = new InProcessNode({
-      metainfo,
-      name: 'honest',
-      seed: 202,
-      storage: disk,
-      topology: 'mesh',
-      phases: 'overlapped',
-    });
-    nodes.push(peer);
-    await peer.driver.listen();
+    peer: { name: 'honest', seed: 202 },
+  });
+  try {
+    const { peer, disk, geometry, original, seeder: liar, seederAddress: liarAddress } = swarm;
     peer.driver.addPeers([
-      { address: `127.0.0.1:${port}`, role: 'owner' },
+      { address: swarm.ownerAddress, role: 'owner' },
       { address: liarAddress, role: 'neighbour' },
     ]);
     await within(20_000, 'the download completes', peer.completed);
@@ -232,8 +174,7 @@ test('a liar and an owner at once: the liar is named by a chunk of its own, drop
     );
     assert.is(liar.count('connected'), 1, 'the liar was never redialled');
   } finally {
-    await Promise.all(nodes.map((node) => node.driver.stop()));
-    await space.close();
+    await swarm.close();
   }
 });
 

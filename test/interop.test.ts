@@ -13,15 +13,15 @@ import * as assert from 'uvu/assert';
 import { type EventLine, type SwarmProcess, sha256File } from '../src/app/processes.ts';
 import {
   type ClientProcess,
-  Clients,
+  type Clients,
   freePort,
-  requireClient,
   startAria2,
   startLibtorrent,
   Transmission,
   within,
   writeTorrent,
 } from './interop/clients.ts';
+import { withClients } from './interop/workspace.ts';
 import { Workspace } from './support/processes.ts';
 
 /** Each chunk size with a file that gives it at least 5 chunks, the last one shorter. */
@@ -88,12 +88,7 @@ function startTorrentPeer(space: Workspace, id: string, torrent: string, seederP
     torrent,
     '--connect',
     `127.0.0.1:${seederPort}`,
-    '--port',
-    '0',
-    '--id',
-    id,
-    '--dir',
-    space.path(`Peer${id}Dir`),
+    ...space.peerArgs(id),
   ]);
 }
 
@@ -105,10 +100,7 @@ async function assertSameFile(copy: string, original: string, who: string): Prom
 
 for (const { chunk, file: size } of SIZES) {
   test(`libtorrent downloads from our owner (${chunk}-byte chunks, owner hands out shares)`, async () => {
-    requireClient('libtorrent');
-    const space = new Workspace();
-    const clients = new Clients();
-    try {
+    await withClients(['libtorrent'], async (space, clients) => {
       const file = space.file('data.bin', size, chunk);
       const owner = await startOwner(space, file, chunk);
       const { client } = await startLibtorrent(clients, {
@@ -124,17 +116,11 @@ for (const { chunk, file: size } of SIZES) {
         context(space, clients, [owner.process]),
       );
       await assertSameFile(space.path('lt', 'data.bin'), file, 'libtorrent');
-    } finally {
-      await clients.stopAll();
-      await space.close();
-    }
+    });
   });
 
   test(`aria2 downloads from our owner (${chunk}-byte chunks, owner hands out shares)`, async () => {
-    requireClient('aria2');
-    const space = new Workspace();
-    const clients = new Clients();
-    try {
+    await withClients(['aria2'], async (space, clients) => {
       const file = space.file('data.bin', size, chunk + 1);
       const ariaPort = await freePort();
       // aria2 gets no peers from the tracker (the owner does not list itself): the owner dials it.
@@ -158,17 +144,11 @@ for (const { chunk, file: size } of SIZES) {
         readFileSync(`${space.path('aria')}.aria2.log`, 'utf8'),
         /extended handshake client=swarm/,
       );
-    } finally {
-      await clients.stopAll();
-      await space.close();
-    }
+    });
   });
 
   test(`our peer downloads from a libtorrent seeder (${chunk}-byte chunks)`, async () => {
-    requireClient('libtorrent');
-    const space = new Workspace();
-    const clients = new Clients();
-    try {
+    await withClients(['libtorrent'], async (space, clients) => {
       const file = space.file('data.bin', size, chunk + 2);
       const torrent = space.path('seed.torrent');
       // libtorrent only makes power-of-two pieces; 102400 comes from our own torrent writer, whose
@@ -196,17 +176,11 @@ for (const { chunk, file: size } of SIZES) {
       );
       assert.is(done.fileSha256, await sha256File(file));
       await assertSameFile(space.path('Peer1Dir', 'data.bin'), file, 'our peer');
-    } finally {
-      await clients.stopAll();
-      await space.close();
-    }
+    });
   });
 
   test(`our peer downloads from an aria2 seeder (${chunk}-byte chunks)`, async () => {
-    requireClient('aria2');
-    const space = new Workspace();
-    const clients = new Clients();
-    try {
+    await withClients(['aria2'], async (space, clients) => {
       const file = space.file('data.bin', size, chunk + 3);
       const torrent = await writeTorrent(file, chunk, space.path('seed.torrent'));
       const ariaPort = await freePort();
@@ -229,10 +203,7 @@ for (const { chunk, file: size } of SIZES) {
       );
       assert.is(done.fileSha256, await sha256File(file));
       await assertSameFile(space.path('Peer1Dir', 'data.bin'), file, 'our peer');
-    } finally {
-      await clients.stopAll();
-      await space.close();
-    }
+    });
   });
 }
 
@@ -252,11 +223,7 @@ function waitForLine(client: ClientProcess, pattern: RegExp): Promise<void> {
 }
 
 test('a magnet link alone is enough: libtorrent and aria2 fetch the metadata from our owner (BEP 9)', async () => {
-  requireClient('libtorrent');
-  requireClient('aria2');
-  const space = new Workspace();
-  const clients = new Clients();
-  try {
+  await withClients(['libtorrent', 'aria2'], async (space, clients) => {
     const file = space.file('data.bin', 1_000_000, 7);
     const ariaPort = await freePort();
     const owner = await startOwner(space, file, 102400, ['--connect', `127.0.0.1:${ariaPort}`]);
@@ -277,61 +244,52 @@ test('a magnet link alone is enough: libtorrent and aria2 fetch the metadata fro
     assert.is(await within(DEADLINE_MS, 'aria2 via magnet', aria.exited, why), 0, aria.tail());
     await assertSameFile(space.path('lt', 'data.bin'), file, 'libtorrent');
     await assertSameFile(space.path('aria', 'data.bin'), file, 'aria2');
-  } finally {
-    await clients.stopAll();
-    await space.close();
-  }
+  });
 });
 
 test('Transmission downloads from our owners (both chunk sizes, --advertise all)', async () => {
-  requireClient('transmission');
-  const space = new Workspace();
-  const clients = new Clients();
-  // One workspace per owner (each keeps its chunks in its own OwnerDir).
-  const subs = SIZES.map(() => new Workspace());
-  const owners: SwarmProcess[] = [];
-  try {
-    const daemon = await Transmission.start(
-      clients,
-      'transmission',
-      space.path('tr-config'),
-      space.path('tr'),
-    );
-    // Transmission re-decides interest only every 10 s, so an owner that reveals a share at a time
-    // costs it a round per share: offer everything at once. The owner dials it (Transmission
-    // cannot be told a peer's address).
-    const runs = SIZES.map(async ({ chunk, file: size }, index) => {
-      const sub = subs[index] as Workspace;
-      const file = sub.file('data.bin', size, chunk + 4);
-      const owner = await startOwner(sub, file, chunk, [
-        '--advertise',
-        'all',
-        '--connect',
-        `127.0.0.1:${daemon.peerPort}`,
-      ]);
-      owners.push(owner.process);
-      const id = await daemon.add(owner.torrent, space.path('tr', String(chunk)));
-      await within(
-        DEADLINE_MS,
-        `Transmission download (${chunk})`,
-        daemon.untilDone(id),
-        context(space, clients, owners),
+  await withClients(['transmission'], async (space, clients) => {
+    // One workspace per owner (each keeps its chunks in its own OwnerDir).
+    const subs = SIZES.map(() => new Workspace());
+    const owners: SwarmProcess[] = [];
+    try {
+      const daemon = await Transmission.start(
+        clients,
+        'transmission',
+        space.path('tr-config'),
+        space.path('tr'),
       );
-      await assertSameFile(space.path('tr', String(chunk), 'data.bin'), file, `Transmission (${chunk})`);
-    });
-    await Promise.all(runs);
-  } finally {
-    await clients.stopAll();
-    await Promise.all(subs.map((sub) => sub.close()));
-    await space.close();
-  }
+      // Transmission re-decides interest only every 10 s, so an owner that reveals a share at a time
+      // costs it a round per share: offer everything at once. The owner dials it (Transmission
+      // cannot be told a peer's address).
+      const runs = SIZES.map(async ({ chunk, file: size }, index) => {
+        const sub = subs[index] as Workspace;
+        const file = sub.file('data.bin', size, chunk + 4);
+        const owner = await startOwner(sub, file, chunk, [
+          '--advertise',
+          'all',
+          '--connect',
+          `127.0.0.1:${daemon.peerPort}`,
+        ]);
+        owners.push(owner.process);
+        const id = await daemon.add(owner.torrent, space.path('tr', String(chunk)));
+        await within(
+          DEADLINE_MS,
+          `Transmission download (${chunk})`,
+          daemon.untilDone(id),
+          context(space, clients, owners),
+        );
+        await assertSameFile(space.path('tr', String(chunk), 'data.bin'), file, `Transmission (${chunk})`);
+      });
+      await Promise.all(runs);
+    } finally {
+      await Promise.all(subs.map((sub) => sub.close()));
+    }
+  });
 });
 
 test('our peers download from a Transmission seeder (both chunk sizes)', async () => {
-  requireClient('transmission');
-  const space = new Workspace();
-  const clients = new Clients();
-  try {
+  await withClients(['transmission'], async (space, clients) => {
     const daemon = await Transmission.start(clients, 'transmission', space.path('tr-config'), space.dir);
     const runs = SIZES.map(async ({ chunk, file: size }, index) => {
       const name = `data${chunk}.bin`;
@@ -350,17 +308,11 @@ test('our peers download from a Transmission seeder (both chunk sizes)', async (
       await assertSameFile(space.path(`Peer${index + 1}Dir`, name), file, `our peer (${chunk})`);
     });
     await Promise.all(runs);
-  } finally {
-    await clients.stopAll();
-    await space.close();
-  }
+  });
 });
 
 test('mixed swarm: our owner, 2 of our peers and 2 libtorrent peers all finish', async () => {
-  requireClient('libtorrent');
-  const space = new Workspace();
-  const clients = new Clients();
-  try {
+  await withClients(['libtorrent'], async (space, clients) => {
     const file = space.file('data.bin', 2_000_000, 11);
     // Defaults everywhere: the owner hands out shares, our peers form the ring in join order (a
     // libtorrent peer may be a ring neighbour), libtorrent finds everyone through the tracker.
@@ -396,10 +348,7 @@ test('mixed swarm: our owner, 2 of our peers and 2 libtorrent peers all finish',
       await assertSameFile(space.path(`Peer${id}Dir`, 'data.bin'), file, `our peer ${id}`);
       await assertSameFile(space.path(`lt${id}`, 'data.bin'), file, `libtorrent ${id}`);
     }
-  } finally {
-    await clients.stopAll();
-    await space.close();
-  }
+  });
 });
 
 test.run();

@@ -1,7 +1,8 @@
 /**
  * The layers enforce themselves: every relative import in src/ is read and checked against the map
- * in ARCHITECTURE.md. engine imports only itself; sim and transport import only the engine (and
- * packages); app imports anything. A violation names the file, the line and the rule.
+ * in ARCHITECTURE.md. engine imports only itself; platform (node-backed helpers such as SHA-1) imports
+ * only the engine; sim and transport import only the engine and platform (and packages); app imports
+ * anything. A violation names the file, the line and the rule.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -11,9 +12,10 @@ import * as assert from 'uvu/assert';
 /** For each layer (a folder of src/), the layers it may import besides itself. */
 const LAYER_RULES: Readonly<Record<string, readonly string[]>> = {
   engine: [],
-  sim: ['engine'],
-  transport: ['engine'],
-  app: ['engine', 'sim', 'transport'],
+  platform: ['engine'],
+  sim: ['engine', 'platform'],
+  transport: ['engine', 'platform'],
+  app: ['engine', 'platform', 'sim', 'transport'],
 };
 
 const IMPORT = /(?:^|\s)(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type BencodeValue, encodeBencode, latin1Bytes } from '../src/engine/bencode.ts';
+import { concatBytes } from '../src/engine/bytes.ts';
 import { MAXIMUM_CHUNK_COUNT, MAXIMUM_CHUNK_SIZE_BYTES } from '../src/engine/chunking.ts';
 import { UsageError } from '../src/engine/errors.ts';
 import { toHex } from '../src/engine/hash.ts';
@@ -13,8 +14,8 @@ import {
   magnetLink,
   parseTorrent,
 } from '../src/engine/metainfo.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 
-const sha1 = (data: Uint8Array): Uint8Array => new Uint8Array(createHash('sha1').update(data).digest());
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const isUsageError = (error: unknown): boolean => error instanceof UsageError;
 
@@ -34,23 +35,13 @@ function hashes(count: number, seed = 0): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => sha1(utf8(`piece ${seed} ${i}`)));
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /** A valid single-file info dictionary, overridable field by field. */
 function info(overrides: { [key: string]: Plain | undefined } = {}): { [key: string]: Plain } {
   const base: { [key: string]: Plain | undefined } = {
     length: 1000,
     name: 'file.bin',
     'piece length': 300,
-    pieces: concat(hashes(4)),
+    pieces: concatBytes(hashes(4)),
     ...overrides,
   };
   return Object.fromEntries(
@@ -93,12 +84,12 @@ test('createTorrent builds the standard single-file layout and parseTorrent read
     sha1,
   );
   // The info dictionary, spelled out by hand: keys in byte order, pieces concatenated.
-  const infoBytes = concat([
+  const infoBytes = concatBytes([
     latin1Bytes('d6:lengthi500000e4:name10:report.pdf12:piece lengthi102400e6:pieces100:'),
-    concat(pieceHashes),
+    concatBytes(pieceHashes),
     latin1Bytes('e'),
   ]);
-  const expected = concat([
+  const expected = concatBytes([
     latin1Bytes('d8:announce31:http://tracker.example/announce4:info'),
     infoBytes,
     latin1Bytes('e'),
@@ -138,7 +129,7 @@ test('foreign torrents with fewer than five pieces, extra keys and UTF-8 names a
       private: 1,
     }),
   );
-  const bytes = concat([
+  const bytes = concatBytes([
     latin1Bytes('d8:announce4:udp:7:comment2:hi13:creation datei1700000000e4:info'),
     infoBytes,
     latin1Bytes('e'),
@@ -154,7 +145,7 @@ test('foreign torrents with fewer than five pieces, extra keys and UTF-8 names a
 test('the info hash is taken over the original bytes, not a re-encoding', () => {
   // `trailed` is a top-level key after info; info itself carries a key we do not model.
   const infoBytes = latin1Bytes(`d6:lengthi3e4:name1:x12:piece lengthi1e6:pieces60:${'x'.repeat(60)}1:zi0ee`);
-  const bytes = concat([latin1Bytes('d4:info'), infoBytes, latin1Bytes('7:trailedi1ee')]);
+  const bytes = concatBytes([latin1Bytes('d4:info'), infoBytes, latin1Bytes('7:trailedi1ee')]);
   const metainfo = parseOk(bytes);
   assert.is(toHex(metainfo.infoHash), createHash('sha1').update(infoBytes).digest('hex'));
   assert.is(metainfo.pieceHashes.length, 3);
@@ -225,7 +216,7 @@ test('bad bencode is refused', () => {
   parseFails(new Uint8Array(0), 'bad-bencode');
   const valid = bencode({ info: info() });
   parseFails(valid.subarray(0, valid.length - 1), 'bad-bencode');
-  parseFails(concat([valid, latin1Bytes('x')]), 'bad-bencode');
+  parseFails(concatBytes([valid, latin1Bytes('x')]), 'bad-bencode');
   parseFails(latin1Bytes('d4:infod6:lengthi99999999999999999999ee'), 'bad-bencode');
 });
 
@@ -336,8 +327,8 @@ test('bad piece lengths are refused', () => {
 test('bad pieces are refused', () => {
   parseFails(bencode({ info: info({ pieces: new Uint8Array(79) }) }), 'bad-pieces', 'info.pieces');
   parseFails(bencode({ info: info({ pieces: new Uint8Array(81) }) }), 'bad-pieces', 'info.pieces');
-  parseFails(bencode({ info: info({ pieces: concat(hashes(3)) }) }), 'bad-pieces', 'info.pieces');
-  parseFails(bencode({ info: info({ pieces: concat(hashes(5)) }) }), 'bad-pieces', 'info.pieces');
+  parseFails(bencode({ info: info({ pieces: concatBytes(hashes(3)) }) }), 'bad-pieces', 'info.pieces');
+  parseFails(bencode({ info: info({ pieces: concatBytes(hashes(5)) }) }), 'bad-pieces', 'info.pieces');
   parseFails(bencode({ info: info({ pieces: new Uint8Array(0) }) }), 'bad-pieces', 'info.pieces');
   // Over the piece-count limit: refused before the pieces string is even compared.
   const over = MAXIMUM_CHUNK_COUNT + 1;
@@ -351,7 +342,7 @@ test('bad pieces are refused', () => {
   );
   // Exactly at the limit is accepted (20 MiB of hashes, so past the default maxBytes).
   const count = MAXIMUM_CHUNK_COUNT;
-  const atLimit = concat([
+  const atLimit = concatBytes([
     latin1Bytes(`d4:infod6:lengthi${count}e4:name1:x12:piece lengthi1e6:pieces${count * 20}:`),
     new Uint8Array(count * 20),
     latin1Bytes('ee'),

@@ -3,15 +3,14 @@
  * arbitrary bytes and mutations of valid input. Every case must end in values or a typed error,
  * never an exception.
  */
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { planChunks } from '../src/engine/chunking.ts';
 import { DECODER_ERROR_CODES, encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
 import { createTorrent, parseTorrent } from '../src/engine/metainfo.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 
-const sha1 = (data: Uint8Array) => new Uint8Array(createHash('sha1').update(data).digest());
 const RUNS = 100_000;
 
 const plan = planChunks(1_000_000);

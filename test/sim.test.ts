@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ACTIVITY_KINDS } from '../src/engine/activity.ts';
 import { parseScenarioText, type Scenario } from '../src/sim/scenario.ts';
 import { runScenario } from '../src/sim/simulator.ts';
 
@@ -32,14 +33,7 @@ test('ring6: every peer finishes with the owner file, and all six activity kinds
     );
     assert.is(peer.bytesDown, ring6.file.sizeBytes);
   }
-  for (const kind of [
-    'chunk-received',
-    'chunk-sent',
-    'list-received',
-    'list-sent',
-    'request-sent',
-    'request-received',
-  ]) {
+  for (const kind of ACTIVITY_KINDS) {
     assert.ok((result.activityCounts[kind] ?? 0) > 0, `no ${kind}`);
   }
   assert.ok(result.simulatedMs >= result.lowerBoundMs, 'faster than the lower bound is impossible');

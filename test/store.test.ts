@@ -6,18 +6,13 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { toHex } from '../src/engine/hash.ts';
-import {
-  ChunkStore,
-  type ChunkStoreOptions,
-  chunkFileName,
-  formatSummary,
-  hashFileChunks,
-  parseSummary,
-  StorageError,
-  type StoreFs,
-  SUMMARY_FILE_NAME,
-} from '../src/transport/store.ts';
-import { makeFile, sha1, type TestFile } from './support/pair.ts';
+import { sha1 } from '../src/platform/sha1.ts';
+import { hashFileChunks } from '../src/transport/file-hashing.ts';
+import { StorageError } from '../src/transport/storage-error.ts';
+import { ChunkStore, type ChunkStoreOptions, type StoreFs } from '../src/transport/store.ts';
+import { chunkFileName } from '../src/transport/store-names.ts';
+import { formatSummary, parseSummary, SUMMARY_FILE_NAME } from '../src/transport/summary-file.ts';
+import { makeFile, type TestFile } from './support/pair.ts';
 
 // Seven chunks of 100 bytes and a last one of 37.
 const FILE = makeFile(737, 11, 100);

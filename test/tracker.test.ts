@@ -6,21 +6,19 @@ import * as assert from 'uvu/assert';
 import { type BencodeDictionary, decodeBencode, latin1Bytes } from '../src/engine/bencode.ts';
 import { Random } from '../src/engine/random.ts';
 import {
+  ANNOUNCE_PARAMS,
   type AnnounceQuery,
-  type AnnounceResult,
-  DOWNLOAD_FROM_KEY,
+  encodeBinaryParam,
   MAX_NUMWANT,
-  nodeNameOf,
-  normaliseAddress,
   parseAnnounceQuery,
-  Tracker,
-  type TrackerOptions,
-} from '../src/transport/tracker.ts';
+} from '../src/transport/announce-query.ts';
+import { type AnnounceResult, DOWNLOAD_FROM_KEY } from '../src/transport/announce-response.ts';
+import { normaliseAddress } from '../src/transport/ip-address.ts';
+import { nodeNameOf, Tracker, type TrackerOptions } from '../src/transport/tracker.ts';
 import {
   type AnnounceOutcome,
   type AnnounceRequest,
   announce,
-  encodeBinaryParam,
   fetchTorrent,
   parseAnnounceResponse,
   parseHostPort,
@@ -425,20 +423,7 @@ test('random query strings never throw', () => {
     hexByte,
     fc.uint8Array({ minLength: 20, maxLength: 20 }).map(encodeBinaryParam),
   );
-  const key = fc.constantFrom(
-    'info_hash',
-    'peer_id',
-    'port',
-    'uploaded',
-    'downloaded',
-    'left',
-    'event',
-    'compact',
-    'numwant',
-    'ip',
-    'no_peer_id',
-    'key',
-  );
+  const key = fc.constantFrom(...ANNOUNCE_PARAMS, 'key');
   const structured = fc
     .array(fc.tuple(key, fc.array(piece, { maxLength: 4 })), { maxLength: 10 })
     .map((pairs) => pairs.map(([name, parts]) => `${name}=${parts.join('')}`).join('&'));

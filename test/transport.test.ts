@@ -5,12 +5,13 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { sha1 } from '../src/app/hashing.ts';
 import { sha256File, stopProcess } from '../src/app/processes.ts';
+import { ACTIVITY_KINDS } from '../src/engine/activity.ts';
 import { Engine } from '../src/engine/engine.ts';
 import { parseTorrent } from '../src/engine/metainfo.ts';
 import { makePeerId } from '../src/engine/peer-id.ts';
 import { Random } from '../src/engine/random.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 import { SocketDriver } from '../src/transport/driver.ts';
 import { fetchTorrent } from '../src/transport/tracker-client.ts';
 import { countEvents, Workspace } from './support/processes.ts';
@@ -105,14 +106,7 @@ test('owner + 5 peers in a ring: every file byte-identical, every folder complet
       assert.ok(Number(line.chunksFromPeers) > 0, `Peer${id} traded`);
     }
     // Everything the original prints, in one peer's own output.
-    for (const kind of [
-      'chunk-received',
-      'chunk-sent',
-      'list-received',
-      'list-sent',
-      'request-sent',
-      'request-received',
-    ]) {
+    for (const kind of ACTIVITY_KINDS) {
       assert.ok(
         peers.some((peer) => countEvents(peer, kind) > 0),
         `some peer reported ${kind}`,
@@ -237,19 +231,7 @@ test('once every chunk is in the swarm the owner may leave, and the peers still 
     };
     const peers = ['1', '2', '3'].map((id) =>
       space.spawn(
-        [
-          'peer',
-          '--owner',
-          `127.0.0.1:${port}`,
-          '--port',
-          '0',
-          '--id',
-          id,
-          '--dir',
-          space.path(`Peer${id}Dir`),
-          '--topology',
-          'full',
-        ],
+        ['peer', '--owner', `127.0.0.1:${port}`, ...space.peerArgs(id), '--topology', 'full'],
         watch,
       ),
     );

@@ -3,7 +3,7 @@
  * bad usage is one line and exit 2, a failure one line and exit 1, a closed stdout (`| head`) a
  * quiet stop, and a stack trace only with `--debug`.
  */
-import { StorageError } from '../transport/store.ts';
+import { StorageError } from '../transport/storage-error.ts';
 import { UsageFailure } from './args.ts';
 
 /** The run failed for a reason outside our control (an unreachable owner, a disk): exit 1, one line. */

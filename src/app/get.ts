@@ -7,7 +7,7 @@
 import { randomInt } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { unsafeFileNameReason } from '../transport/store.ts';
+import { unsafeFileNameReason } from '../transport/store-names.ts';
 import { UsageFailure } from './args.ts';
 import type { OutputMode } from './output.ts';
 import { runPeer } from './peer.ts';

@@ -12,12 +12,13 @@ import { toHex } from '../engine/hash.ts';
 import { createTorrent, magnetLink } from '../engine/metainfo.ts';
 import { makePeerId } from '../engine/peer-id.ts';
 import { Random } from '../engine/random.ts';
+import { sha1 } from '../platform/sha1.ts';
 import { SocketDriver } from '../transport/driver.ts';
-import { ChunkStore, hashFileChunks } from '../transport/store.ts';
+import { hashFileChunks } from '../transport/file-hashing.ts';
+import { ChunkStore } from '../transport/store.ts';
 import { Tracker } from '../transport/tracker.ts';
 import { UsageFailure } from './args.ts';
 import { onStdoutClosed } from './command.ts';
-import { sha1 } from './hashing.ts';
 import { type OutputMode, Reporter } from './output.ts';
 import {
   clockOffsetMs,

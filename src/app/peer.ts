@@ -11,12 +11,12 @@ import type { Metainfo } from '../engine/metainfo.ts';
 import { makePeerId } from '../engine/peer-id.ts';
 import type { PickerKind } from '../engine/picker.ts';
 import { Random } from '../engine/random.ts';
+import { sha1 } from '../platform/sha1.ts';
 import { SocketDriver } from '../transport/driver.ts';
 import { ChunkStore, type OpenResult } from '../transport/store.ts';
 import { Announcer } from './announcer.ts';
 import { onStdoutClosed } from './command.ts';
 import { deliverFile } from './deliver.ts';
-import { sha1 } from './hashing.ts';
 import { type OutputMode, Reporter } from './output.ts';
 import { StallWatch } from './stall-watch.ts';
 import {

@@ -1,10 +1,10 @@
 /** Where a peer gets its torrent: from the owner over HTTP (retried, visibly), or from a file. */
 import { readFile } from 'node:fs/promises';
 import { type Metainfo, parseTorrent } from '../engine/metainfo.ts';
+import { sha1 } from '../platform/sha1.ts';
 import { fetchTorrent } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
 import { RunFailure } from './command.ts';
-import { sha1 } from './hashing.ts';
 import type { Reporter } from './output.ts';
 import { formatAddress, type HostPort } from './startup.ts';
 

@@ -5,6 +5,7 @@
  * and, now and then, two segments are handed over together, so receivers see arbitrary splits and
  * merges. Pure and deterministic: time is virtual (microseconds), randomness comes from the seed.
  */
+import { concatBytes } from '../engine/bytes.ts';
 import type { Random } from '../engine/random.ts';
 import type { EventQueue } from './event-queue.ts';
 
@@ -534,7 +535,7 @@ export class Network {
     if (parts.length === 0) return;
     if (stream.heldSegments > 1) {
       stream.heldSegments = 0;
-      this.listener.data(node, stream.toEndpoint, concat(parts));
+      this.listener.data(node, stream.toEndpoint, concatBytes(parts));
       return;
     }
     stream.heldSegments = 0;
@@ -550,17 +551,4 @@ export class Network {
 
 function pairKey(a: string, b: string): string {
   return a < b ? `${a}|${b}` : `${b}|${a}`;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

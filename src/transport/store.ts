@@ -13,12 +13,11 @@
  * Memory never grows with the file: imports, verification and combining move one chunk at a time,
  * and `readBlock` reads just the requested bytes through a small cache of open file handles.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import * as nodeFs from 'node:fs/promises';
 import { join } from 'node:path';
-import { Bitfield, formatIndices } from '../engine/bitfield.ts';
+import { Bitfield } from '../engine/bitfield.ts';
 import {
   chunkLength,
   type Geometry,
@@ -26,48 +25,31 @@ import {
   MAXIMUM_CHUNK_SIZE_BYTES,
 } from '../engine/chunking.ts';
 import { bytesEqual, type Sha1 } from '../engine/hash.ts';
+import { placeFile, readFully, writeFully } from './file-io.ts';
+import { ReadHandleCache } from './read-handle-cache.ts';
+import { StorageError, toStorageError } from './storage-error.ts';
+import {
+  CHUNK_NAME,
+  chunkFileName,
+  isStrayTemp,
+  reservedNameReason,
+  tempName,
+  unsafeFileNameReason,
+} from './store-names.ts';
+import {
+  formatSummary,
+  MAXIMUM_SUMMARY_BYTES,
+  type ParsedSummary,
+  parseSummaryDetailed,
+  SUMMARY_FILE_NAME,
+} from './summary-file.ts';
 
-export const SUMMARY_FILE_NAME = 'summary.txt';
 /** How long the summary may lag the chunk files. */
 export const SUMMARY_DELAY_MS = 100;
 /** Open read handles kept for `readBlock` by default (least recently used is closed first). */
 export const DEFAULT_READ_HANDLE_CACHE_SIZE = 64;
 /** Chunk files hashed at once by `open()`: each holds one chunk-sized buffer. */
 const VERIFY_CONCURRENCY = 4;
-/** A summary larger than this is not ours (1M chunks written as alternating ids stay well below). */
-const MAXIMUM_SUMMARY_BYTES = 32 * 1024 * 1024;
-const MAXIMUM_NAME_BYTES = 255;
-const TEMP_SUFFIX = /\.tmp-[0-9a-f]{16}$/;
-const CHUNK_NAME = /^chunk_(0|[1-9][0-9]{0,6})$/;
-
-export function chunkFileName(index: number): string {
-  return `chunk_${index}`;
-}
-
-export type StorageErrorCode = 'disk-full' | 'io' | 'corrupt' | 'bad-path';
-
-export class StorageError extends Error {
-  override readonly name = 'StorageError';
-
-  constructor(
-    readonly code: StorageErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-/** Wraps a file-system failure: ENOSPC / EDQUOT become 'disk-full', anything else 'io'. */
-export function toStorageError(error: unknown, context: string): StorageError {
-  if (error instanceof StorageError) return error;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const detail = error instanceof Error ? error.message : String(error);
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new StorageError('disk-full', `${context}: disk full (${detail})`, { cause: error });
-  }
-  return new StorageError('io', `${context}: ${detail}`, { cause: error });
-}
 
 /** The `node:fs/promises` calls the store makes; tests replace some to inject failures. */
 export type StoreFs = Pick<typeof nodeFs, 'open' | 'rename' | 'unlink' | 'readdir' | 'mkdir' | 'stat'>;
@@ -101,41 +83,6 @@ export interface OpenResult {
   readonly discarded: number[];
 }
 
-interface HandleEntry {
-  readonly handle: Promise<FileHandle>;
-  users: number;
-  evicted: boolean;
-}
-
-/** Why `name` cannot be created as a file of its own in a folder, or undefined when it can. */
-export function unsafeFileNameReason(name: string): string | undefined {
-  if (name === '') return 'is empty';
-  if (name === '.' || name === '..') return 'is a relative directory reference';
-  if (name.includes('/') || name.includes('\\')) return 'contains a path separator';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what we refuse
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains a control character';
-  if (/^[A-Za-z]:/.test(name)) return 'is an absolute or drive-relative Windows path';
-  if (Buffer.byteLength(name, 'utf8') > MAXIMUM_NAME_BYTES)
-    return `is longer than ${MAXIMUM_NAME_BYTES} bytes`;
-  return undefined;
-}
-
-/** Names the store itself uses in its folder; the combined file may not take them. */
-function reservedNameReason(name: string): string | undefined {
-  if (name === SUMMARY_FILE_NAME) return 'is the summary file';
-  if (/^chunk_[0-9]+$/.test(name)) return 'is a chunk file name';
-  if (name.startsWith('.') && TEMP_SUFFIX.test(name)) return 'is a temporary file name';
-  return undefined;
-}
-
-function tempName(base: string): string {
-  return `.${base}.tmp-${randomBytes(8).toString('hex')}`;
-}
-
-function isStrayTemp(name: string): boolean {
-  return name.startsWith('.') && TEMP_SUFFIX.test(name);
-}
-
 export class ChunkStore {
   readonly dir: string;
   private readonly geometry: Geometry;
@@ -146,11 +93,9 @@ export class ChunkStore {
   private readonly label: string;
   private readonly sync: boolean;
   private readonly fs: StoreFs;
-  private readonly handleCacheSize: number;
   private have: Bitfield;
   private fromOwner: Bitfield;
-  private readonly handles = new Map<number, HandleEntry>();
-  private readonly closing = new Set<Promise<void>>();
+  private readonly handles: ReadHandleCache;
   /** A summary write that has been asked for but not started: later requests join it. */
   private summaryQueued: Promise<void> | undefined;
   private summaryChain: Promise<void> = Promise.resolve();
@@ -188,11 +133,11 @@ export class ChunkStore {
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what we strip
     this.label = options.label.replace(/[\u0000-\u001f\u007f]/g, '?');
     this.sync = options.sync ?? true;
-    this.handleCacheSize = Math.max(
-      1,
-      Math.floor(options.readHandleCacheSize ?? DEFAULT_READ_HANDLE_CACHE_SIZE),
-    );
     this.fs = { ...nodeFs, ...options.fs } as StoreFs;
+    this.handles = new ReadHandleCache(
+      Math.max(1, Math.floor(options.readHandleCacheSize ?? DEFAULT_READ_HANDLE_CACHE_SIZE)),
+      (index) => this.fs.open(join(this.dir, chunkFileName(index)), 'r'),
+    );
     this.have = new Bitfield(geometry.pieceCount);
     this.fromOwner = new Bitfield(geometry.pieceCount);
   }
@@ -214,7 +159,7 @@ export class ChunkStore {
    */
   async open(): Promise<OpenResult> {
     this.closed = false;
-    this.dropHandles();
+    this.handles.dropAll();
     const fs = this.fs;
     try {
       await fs.mkdir(this.dir, { recursive: true });
@@ -279,7 +224,7 @@ export class ChunkStore {
    */
   async importFrom(sourcePath: string): Promise<void> {
     this.closed = false;
-    this.dropHandles();
+    this.handles.dropAll();
     const fs = this.fs;
     try {
       await fs.mkdir(this.dir, { recursive: true });
@@ -315,7 +260,7 @@ export class ChunkStore {
           `${sourcePath} chunk ${index}`,
         );
         this.checkHash(index, bytes, `${sourcePath} changed since it was hashed`);
-        await this.placeFile(chunkFileName(index), bytes, false);
+        await placeFile(this.fs, this.dir, chunkFileName(index), bytes, false);
         have.set(index);
       }
     } catch (error) {
@@ -340,7 +285,7 @@ export class ChunkStore {
     }
     if (this.closed) throw new StorageError('io', 'the chunk store is closed');
     if (!this.have.has(index)) throw new StorageError('io', `chunk ${index} is not held`);
-    const entry = this.acquire(index);
+    const entry = this.handles.acquire(index);
     try {
       const handle = await entry.handle;
       const out = new Uint8Array(length);
@@ -349,7 +294,7 @@ export class ChunkStore {
     } catch (error) {
       throw toStorageError(error, `cannot read chunk ${index}`);
     } finally {
-      this.release(entry);
+      this.handles.release(entry);
     }
   }
 
@@ -366,11 +311,11 @@ export class ChunkStore {
     }
     this.checkHash(index, bytes, `chunk ${index} does not match its hash`);
     if (this.closed) throw new StorageError('io', 'the chunk store is closed');
-    await this.placeFile(chunkFileName(index), bytes, this.sync).catch((error: unknown) => {
+    await placeFile(this.fs, this.dir, chunkFileName(index), bytes, this.sync).catch((error: unknown) => {
       throw toStorageError(error, `cannot store chunk ${index}`);
     });
     // A cached read handle would still see the old file (same bytes, but let it go).
-    this.invalidateHandle(index);
+    this.handles.invalidate(index);
     this.have.set(index);
     if (fromOwner) this.fromOwner.set(index);
     else this.fromOwner.clear(index);
@@ -433,8 +378,8 @@ export class ChunkStore {
   async close(): Promise<void> {
     this.closed = true;
     await this.flushSummary().catch(() => undefined);
-    this.dropHandles();
-    await Promise.all([...this.closing]);
+    this.handles.dropAll();
+    await this.handles.settled();
   }
 
   // --- summary ------------------------------------------------------------------------------------
@@ -450,10 +395,6 @@ export class ChunkStore {
     });
   }
 
-  /**
-   * Rewrites the summary once more after every earlier request. Writes never overlap; requests made
-   * while one is queued (not yet started) share it, and it snapshots the state when it starts.
-   */
   /**
    * After a chunk is stored the summary is rewritten within SUMMARY_DELAY_MS, once for all the
    * chunks stored meanwhile: a rewrite per chunk doubled the file work of every write. The summary
@@ -479,6 +420,10 @@ export class ChunkStore {
     await this.summaryChain;
   }
 
+  /**
+   * Rewrites the summary once more after every earlier request. Writes never overlap; requests made
+   * while one is queued (not yet started) share it, and it snapshots the state when it starts.
+   */
   private writeSummarySoon(): Promise<void> {
     if (this.summaryQueued !== undefined) return this.summaryQueued;
     const queued = this.summaryChain
@@ -486,7 +431,7 @@ export class ChunkStore {
       .then(() => {
         this.summaryQueued = undefined;
         const text = this.summaryText();
-        return this.placeFile(SUMMARY_FILE_NAME, Buffer.from(text, 'utf8'), this.sync).catch(
+        return placeFile(this.fs, this.dir, SUMMARY_FILE_NAME, Buffer.from(text, 'utf8'), this.sync).catch(
           (error: unknown) => {
             throw toStorageError(error, 'cannot write the summary');
           },
@@ -520,25 +465,6 @@ export class ChunkStore {
 
   // --- files --------------------------------------------------------------------------------------
 
-  /** Writes `bytes` to a fresh temp name in the folder, optionally datasyncs, renames to `name`. */
-  private async placeFile(name: string, bytes: Uint8Array, sync: boolean): Promise<void> {
-    const fs = this.fs;
-    const temp = join(this.dir, tempName(name));
-    let handle: FileHandle | undefined;
-    try {
-      handle = await fs.open(temp, 'wx', 0o644);
-      await writeFully(handle, bytes, 0);
-      if (sync) await handle.datasync();
-      await handle.close();
-      handle = undefined;
-      await fs.rename(temp, join(this.dir, name));
-    } catch (error) {
-      if (handle !== undefined) await handle.close().catch(() => undefined);
-      await fs.unlink(temp).catch(() => undefined);
-      throw error;
-    }
-  }
-
   /** True when chunk_<index> has the right size and hash. */
   private async verifyChunkFile(index: number, buffer: Buffer): Promise<boolean> {
     const length = chunkLength(this.geometry, index);
@@ -568,245 +494,4 @@ export class ChunkStore {
       throw new StorageError('corrupt', message);
     }
   }
-
-  // --- read handle cache (LRU; a handle in use is closed only when its last read finishes) ---------
-
-  private acquire(index: number): HandleEntry {
-    let entry = this.handles.get(index);
-    if (entry !== undefined) {
-      this.handles.delete(index);
-      this.handles.set(index, entry);
-    } else {
-      const handle = this.fs.open(join(this.dir, chunkFileName(index)), 'r');
-      const created: HandleEntry = { handle, users: 0, evicted: false };
-      handle.catch(() => {
-        if (this.handles.get(index) === created) this.handles.delete(index);
-        created.evicted = true;
-      });
-      entry = created;
-      this.handles.set(index, entry);
-      for (const [oldest, old] of this.handles) {
-        if (this.handles.size <= this.handleCacheSize) break;
-        this.handles.delete(oldest);
-        this.retire(old);
-      }
-    }
-    entry.users++;
-    return entry;
-  }
-
-  private release(entry: HandleEntry): void {
-    entry.users--;
-    if (entry.evicted && entry.users === 0) this.closeEntry(entry);
-  }
-
-  private invalidateHandle(index: number): void {
-    const entry = this.handles.get(index);
-    if (entry === undefined) return;
-    this.handles.delete(index);
-    this.retire(entry);
-  }
-
-  private dropHandles(): void {
-    for (const entry of this.handles.values()) this.retire(entry);
-    this.handles.clear();
-  }
-
-  private retire(entry: HandleEntry): void {
-    if (entry.evicted) return;
-    entry.evicted = true;
-    if (entry.users === 0) this.closeEntry(entry);
-  }
-
-  private closeEntry(entry: HandleEntry): void {
-    const closing = entry.handle.then(
-      (handle) => handle.close(),
-      () => undefined,
-    );
-    const tracked = closing.catch(() => undefined).finally(() => this.closing.delete(tracked));
-    this.closing.add(tracked);
-  }
-}
-
-// --- helpers ----------------------------------------------------------------------------------------
-
-async function readFully(
-  handle: FileHandle,
-  into: Uint8Array,
-  position: number,
-  what: string,
-): Promise<void> {
-  let done = 0;
-  while (done < into.length) {
-    const { bytesRead } = await handle.read(into, done, into.length - done, position + done);
-    if (bytesRead === 0) throw new StorageError('corrupt', `${what}: file ends early`);
-    done += bytesRead;
-  }
-}
-
-async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-/**
- * SHA-1 of each `pieceLengthBytes` piece of the file at `path`, streaming: with no `sha1` given,
- * node:crypto hashes each piece incrementally; with one, a piece is gathered (one piece in memory).
- */
-export async function hashFileChunks(
-  path: string,
-  pieceLengthBytes: number,
-  sha1?: Sha1,
-): Promise<{ totalLengthBytes: number; pieceHashes: Uint8Array[] }> {
-  if (
-    !Number.isSafeInteger(pieceLengthBytes) ||
-    pieceLengthBytes < 1 ||
-    pieceLengthBytes > MAXIMUM_CHUNK_SIZE_BYTES
-  ) {
-    throw new RangeError(`bad piece length ${pieceLengthBytes}`);
-  }
-  const pieceHashes: Uint8Array[] = [];
-  let totalLengthBytes = 0;
-  let filled = 0;
-  let hasher = createHash('sha1');
-  const piece = sha1 === undefined ? undefined : Buffer.allocUnsafe(pieceLengthBytes);
-  const finishPiece = (): void => {
-    if (piece !== undefined && sha1 !== undefined) pieceHashes.push(sha1(piece.subarray(0, filled)));
-    else {
-      pieceHashes.push(new Uint8Array(hasher.digest()));
-      hasher = createHash('sha1');
-    }
-    filled = 0;
-  };
-  try {
-    const stream = createReadStream(path, {
-      highWaterMark: Math.min(1024 * 1024, Math.max(64 * 1024, pieceLengthBytes)),
-    });
-    for await (const data of stream as AsyncIterable<Buffer>) {
-      let offset = 0;
-      while (offset < data.length) {
-        const take = Math.min(pieceLengthBytes - filled, data.length - offset);
-        const part = data.subarray(offset, offset + take);
-        if (piece !== undefined) piece.set(part, filled);
-        else hasher.update(part);
-        filled += take;
-        offset += take;
-        totalLengthBytes += take;
-        if (filled === pieceLengthBytes) finishPiece();
-      }
-    }
-  } catch (error) {
-    throw toStorageError(error, `cannot read ${path}`);
-  }
-  if (filled > 0) finishPiece();
-  return { totalLengthBytes, pieceHashes };
-}
-
-// --- summary format -----------------------------------------------------------------------------------
-
-export interface SummaryFacts {
-  readonly label: string;
-  readonly infoHashHex: string;
-  readonly chunks: number;
-  readonly held: readonly number[];
-  readonly fromOwner: readonly number[];
-}
-
-/** One fact per line; ids as compact ascending ranges (`0-4,7,9`), `none` when empty. */
-export function formatSummary(facts: SummaryFacts): string {
-  return [
-    `# swarm summary for ${facts.label}: chunk IDs held (from-owner marks those the owner sent)`,
-    `info-hash ${facts.infoHashHex.toLowerCase()}`,
-    `chunks ${facts.chunks}`,
-    `held ${formatIndices(facts.held)}`,
-    `from-owner ${formatIndices(facts.fromOwner)}`,
-    '',
-  ].join('\n');
-}
-
-interface ParsedSummary {
-  readonly infoHashHex: string | undefined;
-  readonly chunks: number | undefined;
-  readonly held: number[];
-  readonly fromOwner: number[];
-}
-
-/**
- * Reads a summary. Anything malformed (unknown or repeated lines, ids out of order or beyond
- * bounds, from-owner ids that are not held) gives undefined; it never throws.
- */
-export function parseSummary(text: string): { held: number[]; fromOwner: number[] } | undefined {
-  const parsed = parseSummaryDetailed(text);
-  return parsed === undefined ? undefined : { held: parsed.held, fromOwner: parsed.fromOwner };
-}
-
-function parseSummaryDetailed(text: string): ParsedSummary | undefined {
-  try {
-    if (typeof text !== 'string' || text.length > MAXIMUM_SUMMARY_BYTES) return undefined;
-    const seen = new Set<string>();
-    let infoHashHex: string | undefined;
-    let chunks: number | undefined;
-    let held: number[] | undefined;
-    let fromOwner: number[] | undefined;
-    for (const raw of text.split('\n')) {
-      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-      if (line.trim() === '' || line.startsWith('#')) continue;
-      const space = line.indexOf(' ');
-      if (space <= 0) return undefined;
-      const key = line.slice(0, space);
-      const value = line.slice(space + 1).trim();
-      if (seen.has(key)) return undefined;
-      seen.add(key);
-      switch (key) {
-        case 'info-hash':
-          if (!/^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/.test(value)) return undefined;
-          infoHashHex = value.toLowerCase();
-          break;
-        case 'chunks':
-          if (!/^(0|[1-9][0-9]{0,6})$/.test(value)) return undefined;
-          chunks = Number(value);
-          if (chunks > MAXIMUM_CHUNK_COUNT) return undefined;
-          break;
-        case 'held':
-          held = parseIndexList(value);
-          if (held === undefined) return undefined;
-          break;
-        case 'from-owner':
-          fromOwner = parseIndexList(value);
-          if (fromOwner === undefined) return undefined;
-          break;
-        default:
-          return undefined;
-      }
-    }
-    if (held === undefined) return undefined;
-    fromOwner ??= [];
-    const limit = chunks ?? MAXIMUM_CHUNK_COUNT;
-    if ((held.at(-1) ?? -1) >= limit || (fromOwner.at(-1) ?? -1) >= limit) return undefined;
-    const heldSet = new Set(held);
-    if (!fromOwner.every((index) => heldSet.has(index))) return undefined;
-    return { infoHashHex, chunks, held, fromOwner };
-  } catch {
-    return undefined;
-  }
-}
-
-/** `none`, or ascending, non-overlapping ids and ranges `a-b`, each below MAXIMUM_CHUNK_COUNT. */
-function parseIndexList(value: string): number[] | undefined {
-  if (value === 'none') return [];
-  const out: number[] = [];
-  let previous = -1;
-  for (const part of value.split(',')) {
-    const match = /^(0|[1-9][0-9]{0,6})(?:-(0|[1-9][0-9]{0,6}))?$/.exec(part);
-    if (match === null) return undefined;
-    const start = Number(match[1]);
-    const end = match[2] === undefined ? start : Number(match[2]);
-    if (start <= previous || end < start || end >= MAXIMUM_CHUNK_COUNT) return undefined;
-    for (let index = start; index <= end; index++) out.push(index);
-    previous = end;
-  }
-  return out;
 }

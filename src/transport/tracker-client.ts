@@ -7,7 +7,14 @@
 import http from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
 import { type BencodeDictionary, decodeBencode } from '../engine/bencode.ts';
-import { DOWNLOAD_FROM_KEY, formatIpv6 } from './tracker.ts';
+import { encodeBinaryParam } from './announce-query.ts';
+import { DOWNLOAD_FROM_KEY } from './announce-response.ts';
+import {
+  decodeCompactEntry,
+  decodeCompactPeers,
+  IPV4_ENTRY_BYTES,
+  IPV6_ENTRY_BYTES,
+} from './compact-peers.ts';
 
 export interface AnnounceRequest {
   readonly announceUrl: string;
@@ -60,18 +67,6 @@ const DEFAULT_MAX_RESPONSE_BYTES = 1 << 20;
 const DEFAULT_FETCH_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_TORRENT_BYTES = 16 << 20;
 const FAILURE_PREFIX = 'tracker: ';
-
-const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
-
-/** Percent-encodes bytes for a query string (info_hash, peer_id): everything but RFC 3986 unreserved. */
-export function encodeBinaryParam(bytes: Uint8Array): string {
-  let out = '';
-  for (const byte of bytes) {
-    const char = String.fromCharCode(byte);
-    out += UNRESERVED.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
 
 /** One announce. Never throws. */
 export async function announce(
@@ -182,10 +177,9 @@ export function parseAnnounceResponse(body: Uint8Array): AnnounceOutcome {
   const peers: HostPort[] = [];
   const compact = dict.get('peers');
   if (compact instanceof Uint8Array) {
-    if (compact.length % 6 !== 0)
-      return { ok: false, error: `compact peers of ${compact.length} bytes, not 6 each` };
-    for (let at = 0; at < compact.length; at += 6)
-      pushPeer(peers, decodeCompact(compact.subarray(at, at + 6)));
+    const decoded = decodeCompactPeers(compact, IPV4_ENTRY_BYTES);
+    if (!decoded.ok) return decoded;
+    peers.push(...decoded.peers);
   } else if (Array.isArray(compact)) {
     for (const item of compact) {
       if (!(item instanceof Map)) continue;
@@ -196,10 +190,9 @@ export function parseAnnounceResponse(body: Uint8Array): AnnounceOutcome {
   }
   const peers6 = dict.get('peers6');
   if (peers6 instanceof Uint8Array) {
-    if (peers6.length % 18 !== 0)
-      return { ok: false, error: `compact peers6 of ${peers6.length} bytes, not 18 each` };
-    for (let at = 0; at < peers6.length; at += 18)
-      pushPeer(peers, decodeCompact(peers6.subarray(at, at + 18)));
+    const decoded = decodeCompactPeers(peers6, IPV6_ENTRY_BYTES);
+    if (!decoded.ok) return decoded;
+    peers.push(...decoded.peers);
   }
 
   const response: AnnounceResponse = { intervalSeconds: Math.max(1, interval), peers };
@@ -212,8 +205,8 @@ export function parseAnnounceResponse(body: Uint8Array): AnnounceOutcome {
   const warning = dict.get('warning message');
   if (warning instanceof Uint8Array) response.warning = text(warning);
   const ring = dict.get(DOWNLOAD_FROM_KEY);
-  if (ring instanceof Uint8Array && (ring.length === 6 || ring.length === 18)) {
-    const target = decodeCompact(ring);
+  if (ring instanceof Uint8Array) {
+    const target = decodeCompactEntry(ring);
     if (target !== undefined) response.downloadFrom = target;
   }
   return { ok: true, response };
@@ -221,16 +214,6 @@ export function parseAnnounceResponse(body: Uint8Array): AnnounceOutcome {
 
 function pushPeer(peers: HostPort[], peer: HostPort | undefined): void {
   if (peer !== undefined) peers.push(peer);
-}
-
-/** A 6-byte (IPv4) or 18-byte (IPv6) compact entry; undefined for port 0. */
-function decodeCompact(entry: Uint8Array): HostPort | undefined {
-  const addressLength = entry.length - 2;
-  const port = ((entry[addressLength] ?? 0) << 8) | (entry[addressLength + 1] ?? 0);
-  if (port === 0) return undefined;
-  const address = entry.subarray(0, addressLength);
-  const host = addressLength === 4 ? address.join('.') : formatIpv6(address);
-  return { host, port };
 }
 
 function dictionaryPeer(item: BencodeDictionary): HostPort | undefined {

@@ -18,17 +18,30 @@
  * bencoded `failure reason` (HTTP 200, as clients expect), never an exception.
  */
 import type http from 'node:http';
-import { isIPv4, isIPv6 } from 'node:net';
-import { type BencodeDictionary, type BencodeValue, encodeBencode, latin1Bytes } from '../engine/bencode.ts';
-import { bytesEqual } from '../engine/hash.ts';
+import {
+  type BencodeDictionary,
+  type BencodeValue,
+  encodeBencode,
+  latin1Bytes,
+  latin1String,
+} from '../engine/bencode.ts';
+import { bytesEqual, toHex } from '../engine/hash.ts';
+import {
+  type AnnounceQuery,
+  MAX_NUMWANT,
+  MAX_TRACKER_URL_LENGTH,
+  parseAnnounceQuery,
+  queryValues,
+} from './announce-query.ts';
+import {
+  type AnnounceResult,
+  encodeAnnounceResult,
+  encodeFailure,
+  type PeerEntry,
+} from './announce-response.ts';
+import { isLoopback, normaliseAddress } from './ip-address.ts';
 
-/** Longest request URL (path + query) we look at. */
-export const MAX_TRACKER_URL_LENGTH = 4096;
 export const DEFAULT_MAX_PEERS = 10_000;
-export const DEFAULT_NUMWANT = 50;
-export const MAX_NUMWANT = 200;
-/** The ring extension key in announce answers. */
-export const DOWNLOAD_FROM_KEY = 'swarm download from';
 
 const OUR_PREFIX = '-SW0100-';
 const NAME_SLOT_LENGTH = 8;
@@ -47,51 +60,6 @@ export interface TrackerOptions {
   /** Uniform in [0, 1), for numwant sampling; default `Math.random`. */
   readonly random?: () => number;
 }
-
-/** `empty` is a regular announce (no event, an empty one, or one we do not know such as `paused`). */
-export type AnnounceEvent = 'started' | 'completed' | 'stopped' | 'empty';
-
-/** A parsed announce request (the query string of `GET /announce`). */
-export interface AnnounceQuery {
-  readonly infoHash: Uint8Array;
-  readonly peerId: Uint8Array;
-  readonly port: number;
-  readonly uploaded: number;
-  readonly downloaded: number;
-  /** Bytes still missing; absent counts as incomplete. */
-  readonly left?: number;
-  readonly event: AnnounceEvent;
-  /** False only for `compact=0` (the BEP 3 dictionary model). */
-  readonly compact: boolean;
-  readonly noPeerId: boolean;
-  readonly numwant: number;
-  /** The `ip` parameter as sent; honoured only when it and the socket address are loopback. */
-  readonly ip?: string;
-}
-
-export interface PeerEntry {
-  readonly peerId: Uint8Array;
-  readonly host: string;
-  readonly port: number;
-}
-
-export type AnnounceResult =
-  | {
-      readonly ok: true;
-      readonly intervalSeconds: number;
-      readonly minIntervalSeconds: number;
-      /** Peers with nothing left (seeders), the asker included. */
-      readonly complete: number;
-      readonly incomplete: number;
-      /** Never the asker, nor anything at the asker's address. */
-      readonly peers: readonly PeerEntry[];
-      readonly downloadFrom?: PeerEntry;
-    }
-  | { readonly ok: false; readonly failure: string };
-
-export type ParsedAnnounceQuery =
-  | { readonly ok: true; readonly query: AnnounceQuery }
-  | { readonly ok: false; readonly failure: string };
 
 /** A tracked peer, for diagnostics. */
 export interface TrackedPeer {
@@ -124,339 +92,20 @@ interface PeerRecord {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Query parsing
-
-type RawParams = Map<string, Uint8Array>;
-
-/** Percent-decodes one query component into bytes ('+' is a space, as in forms); undefined if malformed. */
-function percentDecode(text: string): Uint8Array | undefined {
-  const out = new Uint8Array(text.length);
-  let length = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code === 0x25) {
-      const high = hexValue(text.charCodeAt(i + 1));
-      const low = hexValue(text.charCodeAt(i + 2));
-      if (high < 0 || low < 0) return undefined;
-      out[length++] = (high << 4) | low;
-      i += 2;
-    } else if (code === 0x2b) {
-      out[length++] = 0x20;
-    } else if (code > 0x7e || code < 0x21) {
-      // Raw non-ASCII or control characters are not valid in a URL query.
-      return undefined;
-    } else {
-      out[length++] = code;
-    }
-  }
-  return out.slice(0, length);
-}
-
-function hexValue(code: number): number {
-  if (code >= 0x30 && code <= 0x39) return code - 0x30;
-  if (code >= 0x41 && code <= 0x46) return code - 0x41 + 10;
-  if (code >= 0x61 && code <= 0x66) return code - 0x61 + 10;
-  return -1; // also NaN past the end
-}
-
-function latin1Text(bytes: Uint8Array): string {
-  let out = '';
-  for (const byte of bytes) out += String.fromCharCode(byte);
-  return out;
-}
-
-const KNOWN_PARAMS = new Set([
-  'info_hash',
-  'peer_id',
-  'port',
-  'uploaded',
-  'downloaded',
-  'left',
-  'event',
-  'compact',
-  'no_peer_id',
-  'numwant',
-  'ip',
-]);
-
-/** Splits a raw query string into known parameters; unknown ones are skipped, duplicates refused. */
-function splitQuery(query: string): { ok: true; params: RawParams } | { ok: false; failure: string } {
-  const params: RawParams = new Map();
-  if (query.length === 0) return { ok: true, params };
-  for (const part of query.split('&')) {
-    if (part.length === 0) continue;
-    const equals = part.indexOf('=');
-    const rawKey = equals < 0 ? part : part.slice(0, equals);
-    const rawValue = equals < 0 ? '' : part.slice(equals + 1);
-    const keyBytes = percentDecode(rawKey);
-    if (keyBytes === undefined)
-      return { ok: false, failure: 'malformed percent-encoding in a parameter name' };
-    const key = latin1Text(keyBytes);
-    if (!KNOWN_PARAMS.has(key)) continue;
-    const value = percentDecode(rawValue);
-    if (value === undefined) return { ok: false, failure: `malformed percent-encoding in ${key}` };
-    if (params.has(key)) return { ok: false, failure: `${key} is given more than once` };
-    params.set(key, value);
-  }
-  return { ok: true, params };
-}
-
-/** A decimal integer, negative values clamped to 0 and huge ones to the safe range; undefined if not one. */
-function parseCount(bytes: Uint8Array): number | undefined {
-  const text = latin1Text(bytes);
-  if (!/^-?[0-9]{1,24}$/.test(text)) return undefined;
-  if (text.startsWith('-')) return 0;
-  return Math.min(Number(text), Number.MAX_SAFE_INTEGER);
-}
-
-/**
- * Parses the query string of an announce (the part after '?', binary values percent-encoded).
- * Total: never throws, refuses with a failure reason.
- */
-export function parseAnnounceQuery(query: string): ParsedAnnounceQuery {
-  if (query.length > MAX_TRACKER_URL_LENGTH) return { ok: false, failure: 'request URL is too long' };
-  const split = splitQuery(query);
-  if (!split.ok) return split;
-  const params = split.params;
-
-  const infoHash = params.get('info_hash');
-  if (infoHash === undefined) return { ok: false, failure: 'missing info_hash' };
-  if (infoHash.length !== 20)
-    return { ok: false, failure: `info_hash must be 20 bytes, got ${infoHash.length}` };
-  const peerId = params.get('peer_id');
-  if (peerId === undefined) return { ok: false, failure: 'missing peer_id' };
-  if (peerId.length !== 20) return { ok: false, failure: `peer_id must be 20 bytes, got ${peerId.length}` };
-
-  const portBytes = params.get('port');
-  if (portBytes === undefined) return { ok: false, failure: 'missing port' };
-  const portText = latin1Text(portBytes);
-  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
-  if (port < 1 || port > 65535) return { ok: false, failure: 'port must be an integer from 1 to 65535' };
-
-  const counts: Record<'uploaded' | 'downloaded' | 'left', number | undefined> = {
-    uploaded: 0,
-    downloaded: 0,
-    left: undefined,
-  };
-  for (const name of ['uploaded', 'downloaded', 'left'] as const) {
-    const raw = params.get(name);
-    if (raw === undefined) continue;
-    const value = parseCount(raw);
-    if (value === undefined) return { ok: false, failure: `${name} must be a decimal integer` };
-    counts[name] = value;
-  }
-
-  let numwant = DEFAULT_NUMWANT;
-  const numwantBytes = params.get('numwant');
-  if (numwantBytes !== undefined && numwantBytes.length > 0) {
-    const text = latin1Text(numwantBytes);
-    if (!/^-?[0-9]{1,24}$/.test(text)) return { ok: false, failure: 'numwant must be a decimal integer' };
-    // Some clients send -1 for "the default".
-    numwant = text.startsWith('-') ? DEFAULT_NUMWANT : Math.min(Number(text), MAX_NUMWANT);
-  }
-
-  const eventText = latin1Text(params.get('event') ?? new Uint8Array(0));
-  const event: AnnounceEvent =
-    eventText === 'started' || eventText === 'completed' || eventText === 'stopped' ? eventText : 'empty';
-  const compactText = latin1Text(params.get('compact') ?? new Uint8Array(0));
-  const noPeerIdText = latin1Text(params.get('no_peer_id') ?? new Uint8Array(0));
-  const ipBytes = params.get('ip');
-
-  return {
-    ok: true,
-    query: {
-      infoHash,
-      peerId,
-      port,
-      uploaded: counts.uploaded ?? 0,
-      downloaded: counts.downloaded ?? 0,
-      ...(counts.left === undefined ? {} : { left: counts.left }),
-      event,
-      compact: compactText !== '0',
-      noPeerId: noPeerIdText === '1',
-      numwant,
-      ...(ipBytes === undefined ? {} : { ip: latin1Text(ipBytes) }),
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Addresses
-
-/**
- * A socket or `ip` address in canonical text form: IPv4 dotted quad (IPv4-mapped IPv6 unwrapped),
- * IPv6 compressed lower case without a zone; undefined when it is not an IP address.
- */
-export function normaliseAddress(address: string): string | undefined {
-  const zoneless = address.split('%')[0] ?? '';
-  if (isIPv4(zoneless)) return zoneless;
-  const bytes = ipv6Bytes(zoneless);
-  if (bytes === undefined) return undefined;
-  const mapped = bytes.subarray(0, 12).every((byte, i) => byte === (i >= 10 ? 0xff : 0));
-  if (mapped) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  return formatIpv6(bytes);
-}
-
-function ipv4Bytes(text: string): Uint8Array | undefined {
-  if (!isIPv4(text)) return undefined;
-  return Uint8Array.from(text.split('.').map(Number));
-}
-
-function ipv6Bytes(text: string): Uint8Array | undefined {
-  if (!isIPv6(text)) return undefined;
-  let body = text;
-  const lastColon = body.lastIndexOf(':');
-  const tail = body.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const v4 = ipv4Bytes(tail);
-    if (v4 === undefined) return undefined;
-    const [a = 0, b = 0, c = 0, d = 0] = v4;
-    body = `${body.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const halves = body.split('::');
-  if (halves.length > 2) return undefined;
-  const groupsOf = (part: string | undefined): string[] =>
-    part === undefined || part === '' ? [] : part.split(':');
-  const head = groupsOf(halves[0]);
-  const rest = groupsOf(halves[1]);
-  const fill = halves.length === 2 ? 8 - head.length - rest.length : 0;
-  const groups = [...head, ...new Array<string>(fill).fill('0'), ...rest];
-  if (groups.length !== 8) return undefined;
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const value = Number.parseInt(groups[i] ?? '', 16);
-    if (!Number.isInteger(value) || value < 0 || value > 0xffff) return undefined;
-    out[i * 2] = value >> 8;
-    out[i * 2 + 1] = value & 0xff;
-  }
-  return out;
-}
-
-/** RFC 5952 text: lower case, the longest run (of two or more) of zero groups compressed. */
-export function formatIpv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength && j - i >= 2) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (list: number[]): string => list.map((group) => group.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
-}
-
-function isLoopback(normalised: string): boolean {
-  return normalised === '::1' || (isIPv4(normalised) && normalised.startsWith('127.'));
-}
-
-/** A compact peer entry: 4-byte IPv4 or 16-byte IPv6 address, then the port, big-endian. */
-export function compactEntry(host: string, port: number): Uint8Array | undefined {
-  const address = ipv4Bytes(host) ?? ipv6Bytes(host);
-  if (address === undefined) return undefined;
-  const out = new Uint8Array(address.length + 2);
-  out.set(address);
-  out[address.length] = (port >> 8) & 0xff;
-  out[address.length + 1] = port & 0xff;
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Identity
-
-function hex(bytes: Uint8Array): string {
-  let out = '';
-  for (const byte of bytes) out += byte.toString(16).padStart(2, '0');
-  return out;
-}
 
 /** Our node name from a `-SW0100-` peer id ('.' padding stripped), or undefined for foreign ids. */
 export function nodeNameOf(peerId: Uint8Array): string | undefined {
-  if (peerId.length !== 20 || latin1Text(peerId.subarray(0, OUR_PREFIX.length)) !== OUR_PREFIX)
+  if (peerId.length !== 20 || latin1String(peerId.subarray(0, OUR_PREFIX.length)) !== OUR_PREFIX)
     return undefined;
-  const slot = latin1Text(peerId.subarray(OUR_PREFIX.length, OUR_PREFIX.length + NAME_SLOT_LENGTH));
+  const slot = latin1String(peerId.subarray(OUR_PREFIX.length, OUR_PREFIX.length + NAME_SLOT_LENGTH));
   const name = slot.replace(/\.+$/, '');
   return /^[A-Za-z0-9_-]+$/.test(name) ? name : undefined;
 }
 
 function slotKey(peerId: Uint8Array): { key: string; name: string | undefined } {
   const name = nodeNameOf(peerId);
-  return name === undefined ? { key: `id:${hex(peerId)}`, name } : { key: `name:${name}`, name };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Responses
-
-const ascii = (text: string): Uint8Array => latin1Bytes(text);
-
-/** The bencoded failure answer. */
-export function encodeFailure(reason: string): Uint8Array {
-  const body: BencodeDictionary = new Map([['failure reason', new TextEncoder().encode(reason)]]);
-  return encodeBencode(body);
-}
-
-/** Bencodes an announce result: compact (BEP 23 `peers`, BEP 7 `peers6`) or the BEP 3 dictionary model. */
-export function encodeAnnounceResult(
-  result: AnnounceResult,
-  format: { readonly compact: boolean; readonly noPeerId: boolean },
-): Uint8Array {
-  if (!result.ok) return encodeFailure(result.failure);
-  const body: BencodeDictionary = new Map<string, BencodeValue>([
-    ['interval', result.intervalSeconds],
-    ['min interval', result.minIntervalSeconds],
-    ['complete', result.complete],
-    ['incomplete', result.incomplete],
-  ]);
-  if (format.compact) {
-    const v4: Uint8Array[] = [];
-    const v6: Uint8Array[] = [];
-    for (const peer of result.peers) {
-      const entry = compactEntry(peer.host, peer.port);
-      if (entry === undefined) continue;
-      (entry.length === 6 ? v4 : v6).push(entry);
-    }
-    body.set('peers', concat(v4));
-    if (v6.length > 0) body.set('peers6', concat(v6));
-  } else {
-    body.set(
-      'peers',
-      result.peers.map((peer): BencodeValue => {
-        const entry: BencodeDictionary = new Map<string, BencodeValue>([
-          ['ip', ascii(peer.host)],
-          ['port', peer.port],
-        ]);
-        if (!format.noPeerId) entry.set('peer id', peer.peerId);
-        return entry;
-      }),
-    );
-  }
-  if (result.downloadFrom !== undefined) {
-    const entry = compactEntry(result.downloadFrom.host, result.downloadFrom.port);
-    if (entry !== undefined) body.set(DOWNLOAD_FROM_KEY, entry);
-  }
-  return encodeBencode(body);
+  return name === undefined ? { key: `id:${toHex(peerId)}`, name } : { key: `name:${name}`, name };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -527,20 +176,20 @@ export class Tracker {
     const path = question < 0 ? url : url.slice(0, question);
     const query = question < 0 ? '' : url.slice(question + 1);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      send(response, 405, 'text/plain', ascii('method not allowed\n'), { allow: 'GET, HEAD' });
+      send(response, 405, 'text/plain', latin1Bytes('method not allowed\n'), { allow: 'GET, HEAD' });
       return;
     }
     if (path === '/announce') {
       const remote = request.socket.remoteAddress ?? '';
       send(response, 200, 'text/plain', this.respondToAnnounce(url, remote));
     } else if (url.length > MAX_TRACKER_URL_LENGTH) {
-      send(response, 414, 'text/plain', ascii('URI too long\n'));
+      send(response, 414, 'text/plain', latin1Bytes('URI too long\n'));
     } else if (path === '/torrent') {
       send(response, 200, 'application/x-bittorrent', this.torrentBytes);
     } else if (path === '/scrape') {
       send(response, 200, 'text/plain', this.scrape(query));
     } else {
-      send(response, 404, 'text/plain', ascii('not found\n'));
+      send(response, 404, 'text/plain', latin1Bytes('not found\n'));
     }
   }
 
@@ -640,12 +289,12 @@ export class Tracker {
   /** BEP 48 scrape: counts for our torrent (when asked for it, or for everything). */
   scrape(query: string): Uint8Array {
     this.expire(this.clock());
-    const split = splitQueryAll(query, 'info_hash');
+    const split = queryValues(query, 'info_hash');
     if (split === undefined) return encodeFailure('malformed scrape query');
     const files: BencodeDictionary = new Map();
     if (split.length === 0 || split.some((hash) => bytesEqual(hash, this.infoHash))) {
       files.set(
-        latin1Text(this.infoHash),
+        latin1String(this.infoHash),
         new Map<string, BencodeValue>([
           ['complete', this.seeders],
           ['downloaded', this.completedCount],
@@ -791,22 +440,6 @@ function addressKey(host: string, port: number): string {
 
 function entryOf(record: PeerRecord): PeerEntry {
   return { peerId: record.peerId.slice(), host: record.host, port: record.port };
-}
-
-/** Every value of one parameter (scrape may repeat info_hash); undefined when malformed. */
-function splitQueryAll(query: string, wanted: string): Uint8Array[] | undefined {
-  if (query.length > MAX_TRACKER_URL_LENGTH) return undefined;
-  const out: Uint8Array[] = [];
-  for (const part of query.split('&')) {
-    const equals = part.indexOf('=');
-    if (equals < 0) continue;
-    const key = percentDecode(part.slice(0, equals));
-    if (key === undefined || latin1Text(key) !== wanted) continue;
-    const value = percentDecode(part.slice(equals + 1));
-    if (value === undefined) return undefined;
-    out.push(value);
-  }
-  return out;
 }
 
 function send(

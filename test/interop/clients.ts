@@ -13,9 +13,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { sha1 } from '../../src/app/hashing.ts';
 import { createTorrent } from '../../src/engine/metainfo.ts';
-import { hashFileChunks } from '../../src/transport/store.ts';
+import { sha1 } from '../../src/platform/sha1.ts';
+import { hashFileChunks } from '../../src/transport/file-hashing.ts';
 import { LIBTORRENT_DRIVER } from './libtorrent-driver.ts';
 
 /** Debian's python3-libtorrent is importable only from the system interpreter. */

@@ -6,7 +6,6 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { sha1 } from '../../src/app/hashing.ts';
 import type { ActivityEvent } from '../../src/engine/activity.ts';
 import type { Bitfield } from '../../src/engine/bitfield.ts';
 import { chunkLength } from '../../src/engine/chunking.ts';
@@ -14,8 +13,9 @@ import { Engine, type EngineLimits, type PhaseMode, type Topology } from '../../
 import { type Metainfo, parseTorrent } from '../../src/engine/metainfo.ts';
 import { makePeerId } from '../../src/engine/peer-id.ts';
 import { Random } from '../../src/engine/random.ts';
+import { sha1 } from '../../src/platform/sha1.ts';
 import { type BlockStorage, SocketDriver } from '../../src/transport/driver.ts';
-import { parseSummary, SUMMARY_FILE_NAME } from '../../src/transport/store.ts';
+import { parseSummary, SUMMARY_FILE_NAME } from '../../src/transport/summary-file.ts';
 import { fetchTorrent } from '../../src/transport/tracker-client.ts';
 
 /** Rejects with `what` unless `promise` settles within `ms`. The timer never keeps the process up. */

@@ -2,15 +2,12 @@
  * A tiny in-memory driver for engine tests: connects engines directly, hands bytes across at once
  * (optionally in pieces), serves reads from memory and jumps time to the next wake-up.
  */
-import { createHash } from 'node:crypto';
 import { Bitfield } from '../../src/engine/bitfield.ts';
 import { planChunks } from '../../src/engine/chunking.ts';
 import { type Effect, Engine, type EngineOptions } from '../../src/engine/engine.ts';
-import type { Sha1 } from '../../src/engine/hash.ts';
 import { makePeerId } from '../../src/engine/peer-id.ts';
 import { Random } from '../../src/engine/random.ts';
-
-export const sha1: Sha1 = (data) => new Uint8Array(createHash('sha1').update(data).digest());
+import { sha1 } from '../../src/platform/sha1.ts';
 
 export interface TestFile {
   readonly bytes: Uint8Array;

@@ -30,33 +30,23 @@ export class Workspace {
 
   /** Starts an owner on a free port and resolves with its port once it listens. */
   async owner(file: string, extra: readonly string[] = []): Promise<{ process: SwarmProcess; port: number }> {
-    const process_ = this.spawn([
-      'owner',
-      '--file',
-      file,
-      '--port',
-      '0',
-      '--dir',
-      this.path('OwnerDir'),
-      ...extra,
-    ]);
+    const process_ = this.spawn(['owner', '--file', file, ...this.listenArgs('OwnerDir'), ...extra]);
     const listening = await process_.waitFor((line) => line.event === 'listening');
     return { process: process_, port: Number(listening.port) };
   }
 
   peer(ownerPort: number, id: string, extra: readonly string[] = []): SwarmProcess {
-    return this.spawn([
-      'peer',
-      '--owner',
-      `127.0.0.1:${ownerPort}`,
-      '--port',
-      '0',
-      '--id',
-      id,
-      '--dir',
-      this.path(`Peer${id}Dir`),
-      ...extra,
-    ]);
+    return this.spawn(['peer', '--owner', `127.0.0.1:${ownerPort}`, ...this.peerArgs(id), ...extra]);
+  }
+
+  /** A peer's own arguments: any free port, its id, and its folder `Peer<id>Dir` in the workspace. */
+  peerArgs(id: string): string[] {
+    return ['--port', '0', '--id', id, '--dir', this.path(`Peer${id}Dir`)];
+  }
+
+  /** Listen on any free port, keep chunks in `dir` inside the workspace. */
+  private listenArgs(dir: string): string[] {
+    return ['--port', '0', '--dir', this.path(dir)];
   }
 
   /** Kills every process still running and removes the folder. */

@@ -1,0 +1,79 @@
+/**
+ * One simulated node's state as the simulator keeps it: its engine (absent while crashed), its
+ * in-memory disk, its place in the topology, the faults it is under, and its running totals.
+ */
+import { Bitfield } from '../engine/bitfield.ts';
+import type { Effect, Engine, PeerRole } from '../engine/engine.ts';
+import { type FileChunks, MemoryDisk } from './memory-disk.ts';
+import type { PeerPlan } from './scenario.ts';
+
+/** The port every node starts on; a moved node takes the next ones. */
+export const FIRST_PORT = 6881;
+
+export interface SimNode {
+  readonly id: string;
+  readonly role: 'owner' | 'peer';
+  address: string;
+  /** Down after a crash, until it restarts; `left` for good (the owner leaving). */
+  crashed: boolean;
+  left: boolean;
+  /** A lying peer: every block it uploads is corrupted on the way out. */
+  corrupt: boolean;
+  /** Per connection: the last thing sent was a piece header, so the next send is a block. */
+  readonly blockNext: Set<string>;
+  moves: number;
+  /** Its join time has come (a crash before then only delays its start). */
+  joined: boolean;
+  readonly normalUploadBytesPerSecond: number;
+  /** The neighbours that dial this node; after a restart it dials them itself, as a tracker would tell it. */
+  readonly dialledBy: string[];
+  readonly plan: PeerPlan | undefined;
+  engine: Engine | undefined;
+  /** Bumped on every restart so events for a dead incarnation are dropped. */
+  generation: number;
+  timerAtMs: number | undefined;
+  readonly disk: MemoryDisk;
+  readonly fromOwner: Bitfield;
+  /** Block reads waiting, in arrival order, for the node's uplink queue to have room. */
+  readonly pendingReads: (Effect & { kind: 'read-block' })[];
+  readonly peers: { address: string; role: PeerRole }[];
+  completedAtMs: number | undefined;
+  readsInFlight: number;
+  readonly totals: { chunksFromOwner: number; chunksFromPeers: number; bytesUp: number; bytesDown: number };
+}
+
+/** A node before its engine starts: nobody known yet, an empty disk (the owner's holds the file). */
+export function createSimNode(
+  id: string,
+  role: 'owner' | 'peer',
+  plan: PeerPlan | undefined,
+  uploadBytesPerSecond: number,
+  file: FileChunks,
+): SimNode {
+  const disk = new MemoryDisk(file);
+  if (role === 'owner') disk.fillWithFile();
+  return {
+    id,
+    role,
+    address: `${id}:${FIRST_PORT}`,
+    plan,
+    crashed: false,
+    left: false,
+    corrupt: false,
+    blockNext: new Set(),
+    moves: 0,
+    joined: role === 'owner',
+    dialledBy: [],
+    normalUploadBytesPerSecond: uploadBytesPerSecond,
+    engine: undefined,
+    generation: 0,
+    timerAtMs: undefined,
+    disk,
+    fromOwner: new Bitfield(file.canonical.length),
+    pendingReads: [],
+    peers: [],
+    completedAtMs: undefined,
+    readsInFlight: 0,
+    totals: { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0 },
+  };
+}
