@@ -117,13 +117,22 @@ test('1. npm start never deletes what it did not make: the user file and folder 
   }
 });
 
-test('2a. a peer whose folder already holds the file exits at once with --exit-when-done', async () => {
+test('2a, 2b. --torrent alone against a live owner finishes; a folder that holds the file exits at once', async () => {
   const space = new Workspace();
   try {
     const file = space.file('data.bin', 700_000);
-    const { process: owner, port } = await space.owner(file);
-    const first = space.peer(port, '1', ['--exit-when-done']);
-    assert.is(await first.exited, 0);
+    const { process: owner } = await space.owner(file);
+    // Acceptance 2: the owner's .torrent alone is enough (its tracker names the owner itself).
+    const first = space.spawn([
+      'peer',
+      '--torrent',
+      `${file}.torrent`,
+      '--dir',
+      space.path('Peer1Dir'),
+      '--exit-when-done',
+    ]);
+    assert.is(await first.exited, 0, first.stderr.join('\n'));
+    assert.is(await sha256File(space.path('Peer1Dir', 'data.bin')), await sha256File(file));
     owner.child.kill('SIGKILL');
     await owner.exited;
     // The owner (its tracker too) is gone: all the peer needs is on disk.

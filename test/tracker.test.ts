@@ -191,6 +191,33 @@ test('ring: one peer has no download neighbour', () => {
   assert.ok(decoded.ok && decoded.value instanceof Map && !decoded.value.has(DOWNLOAD_FROM_KEY));
 });
 
+test('the seed beside the tracker is named to every asker, first, but is never a ring neighbour', () => {
+  const seed = { peerId: ourId('owner'), host: LOCAL, port: 6881 };
+  const tracker = makeTracker({ seed });
+  const solo = ok(tracker.announce(query(ourId('solo'), 7000), LOCAL));
+  assert.equal(
+    solo.peers.map((peer) => peer.port),
+    [6881],
+  );
+  assert.is(solo.downloadFrom, undefined, 'one peer and the seed make no ring');
+  assert.is(solo.complete, 1, 'the seed counts as a seeder');
+  tracker.announce(query(ourId('p1'), 7001), LOCAL);
+  const again = ok(tracker.announce(query(ourId('solo'), 7000), LOCAL));
+  assert.equal(
+    again.peers.map((peer) => peer.port),
+    [6881, 7001],
+  );
+  assert.is(again.downloadFrom?.port, 7001);
+  const one = ok(tracker.announce(query(ourId('solo'), 7000, { numwant: 1 }), LOCAL));
+  assert.equal(
+    one.peers.map((peer) => peer.port),
+    [6881],
+    'numwant counts the seed',
+  );
+  const none = ok(tracker.announce(query(ourId('solo'), 7000, { numwant: 0 }), LOCAL));
+  assert.equal(none.peers, []);
+});
+
 test('ring: two peers download from each other', () => {
   const tracker = makeTracker();
   tracker.announce(query(ourId('p0'), 7000), LOCAL);

@@ -19,6 +19,8 @@ export interface AnnouncerOptions {
   readonly degree: number;
   /** True when the user named the ring's download neighbour: the tracker's is then ignored. */
   readonly downloadFromGiven: boolean;
+  /** Addresses the peer dials already (the owner, --connect): never taken again as neighbours. */
+  readonly known: readonly string[];
   readonly random: Random;
   readonly reporter: Reporter;
   readonly name: string;
@@ -36,12 +38,14 @@ const MAX_INTERVAL_SECONDS = 300;
 const NUMWANT = 50;
 
 export class Announcer {
-  private readonly chosen = new Set<string>();
+  private readonly chosen: Set<string>;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private failing = false;
 
-  constructor(private readonly options: AnnouncerOptions) {}
+  constructor(private readonly options: AnnouncerOptions) {
+    this.chosen = new Set(options.known);
+  }
 
   start(): void {
     void this.loop('started');
@@ -106,7 +110,8 @@ export class Announcer {
     if (topology === 'star') return [];
     const candidates = response.peers.map(formatAddress).filter((address) => !this.chosen.has(address));
     random.shuffle(candidates);
-    const limit = topology === 'full' ? candidates.length : Math.max(0, degree - this.chosen.size);
+    const picked = this.chosen.size - this.options.known.length;
+    const limit = topology === 'full' ? candidates.length : Math.max(0, degree - picked);
     const peers: PeerAddress[] = [];
     for (const address of candidates.slice(0, limit)) {
       this.chosen.add(address);

@@ -93,10 +93,11 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
   });
   let tracker: Tracker | undefined;
   const random = new Random(randomInt(0, 2 ** 32));
+  const peerId = makePeerId('owner', random);
   const engine = new Engine({
     role: 'owner',
     name: 'owner',
-    peerId: makePeerId('owner', random),
+    peerId,
     infoHash: bare.metainfo.infoHash,
     pieceHashes: bare.metainfo.pieceHashes,
     geometry,
@@ -137,6 +138,8 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
     infoHash: torrent.metainfo.infoHash,
     torrentBytes: torrent.bytes,
     intervalSeconds: options.announceIntervalSeconds,
+    // The owner is a seeder too: a peer with only the .torrent learns its address from the tracker.
+    seed: { host: options.host, port, peerId },
   });
   const magnet = magnetLink(torrent.metainfo);
   reporter.event({

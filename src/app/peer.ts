@@ -280,6 +280,7 @@ class PeerProcess {
       topology: this.options.topology,
       degree: this.options.degree,
       downloadFromGiven: this.options.downloadFrom !== undefined,
+      known: this.initialPeers().map((peer) => peer.address),
       random: this.random,
       reporter: this.reporter,
       name: this.name,

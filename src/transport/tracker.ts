@@ -59,6 +59,11 @@ export interface TrackerOptions {
   readonly now?: () => number;
   /** Uniform in [0, 1), for numwant sampling; default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * The seeder this tracker runs beside (the swarm's owner): named to every asker, first, so a
+   * `.torrent` alone is enough to join. It is not in the ring and never a ring neighbour.
+   */
+  readonly seed?: PeerEntry;
 }
 
 /** A tracked peer, for diagnostics. */
@@ -119,6 +124,7 @@ export class Tracker {
   private readonly maxPeers: number;
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly seed: PeerEntry | undefined;
 
   /** Live peers by slot key, in least-recently-announced-first order (re-inserted on every announce). */
   private readonly byKey = new Map<string, PeerRecord>();
@@ -150,6 +156,7 @@ export class Tracker {
     }
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
+    this.seed = options.seed;
   }
 
   /** `node:http` request handler. Never throws. */
@@ -326,12 +333,15 @@ export class Tracker {
     const index = this.ringIndexOf(asker);
     const size = this.ring.length;
     const target = size >= 2 ? this.ring[(index + 1) % size] : undefined;
-    const peers = this.sample(index, numwant).filter(
+    const { seed } = this;
+    const withSeed = seed !== undefined && numwant > 0 && !(seed.host === asker.host && seed.port === asker.port);
+    const peers = this.sample(index, withSeed ? numwant - 1 : numwant).filter(
       (peer) => !(peer.host === asker.host && peer.port === asker.port),
     );
     return {
       ...base,
-      peers: peers.map(entryOf),
+      complete: base.complete + (seed === undefined ? 0 : 1),
+      peers: [...(withSeed ? [seed] : []), ...peers.map(entryOf)],
       ...(target === undefined ? {} : { downloadFrom: entryOf(target) }),
     };
   }
