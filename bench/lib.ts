@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type EventLine, parseEventLine } from '../src/app/processes.ts';
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -139,7 +140,7 @@ export async function sha256OfFile(path: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-export type EventLine = Record<string, unknown> & { readonly event?: string };
+export type { EventLine };
 
 export interface NodeProcess {
   readonly child: ChildProcess;
@@ -219,12 +220,7 @@ export function spawnNodeScript(
   );
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
     const atMs = performance.now();
-    let line: EventLine;
-    try {
-      line = JSON.parse(text) as EventLine;
-    } catch {
-      line = { event: 'text', text };
-    }
+    const line = parseEventLine(text);
     lines.push(line);
     options.onLine?.(line, atMs);
     for (const waiter of waiters) {

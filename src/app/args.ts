@@ -86,6 +86,12 @@ export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--dow
   --retries N          how often to retry an unreachable owner (default 6)
   --json               one JSON object per line; --quiet: errors only`;
 
+/** `--help` / `-h`, which every command takes (for `node:util` parseArgs). */
+export const HELP_FLAG = { help: { type: 'boolean', short: 'h' } } as const;
+
+/** `--json` (one JSON object per line, or one for the run) and `--quiet` (errors only). */
+export const OUTPUT_FLAGS = { json: { type: 'boolean' }, quiet: { type: 'boolean' } } as const;
+
 /** HOST:PORT, or a bare port meaning 127.0.0.1. */
 export function parseAddress(text: string, what: string): { host: string; port: number } {
   const match = /^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(text);

@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { planChunks } from '../engine/chunking.ts';
 import { Random } from '../engine/random.ts';
-import { parseChoice, parseCount, UsageFailure } from './args.ts';
+import { HELP_FLAG, OUTPUT_FLAGS, parseChoice, parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
 import { claimDemoFolder } from './demo-folder.ts';
 import { runLocalSwarm } from './local-swarm.ts';
@@ -49,9 +49,8 @@ async function main(argv: string[]): Promise<number> {
       'size-mib': { type: 'string' },
       dir: { type: 'string' },
       'timeout-s': { type: 'string' },
-      json: { type: 'boolean' },
-      quiet: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
+      ...OUTPUT_FLAGS,
+      ...HELP_FLAG,
     },
   });
   if (values.help === true) {

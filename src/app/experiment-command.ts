@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FIELDS, type Field, sweep, withField } from '../sim/experiment.ts';
 import { parseScenario, type Scenario } from '../sim/scenario.ts';
-import { parseCount, UsageFailure } from './args.ts';
+import { HELP_FLAG, parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
 
 const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--json]
@@ -54,12 +54,7 @@ function main(argv: string[]): number {
   const { values: options, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      vary: { type: 'string' },
-      seeds: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
+    options: { vary: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'boolean' }, ...HELP_FLAG },
   });
   if (options.help === true) {
     process.stdout.write(`${USAGE}\n`);

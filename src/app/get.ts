@@ -8,10 +8,10 @@ import { randomInt } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { unsafeFileNameReason } from '../transport/store-names.ts';
+import type { HostPort } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
 import type { OutputMode } from './output.ts';
 import { runPeer } from './peer.ts';
-import type { HostPort } from './startup.ts';
 import { readTorrentFile } from './torrent-source.ts';
 
 export interface GetOptions {

@@ -11,18 +11,24 @@ export class Reporter {
   private lastBarAtMs = -1;
   private barShown = false;
   private readonly pending: string[] = [];
+  private clockOffsetMs = 0;
 
   /**
-   * `clockOffsetMs` is added to every time printed: under `npm start` it is how long after the
-   * demo's start this process began, so six processes print on one clock.
+   * Times are printed from `clockOriginMs` (epoch ms) when given: under `npm start` every process
+   * prints on the demo's one clock. See `startClock`.
    */
   constructor(
     readonly mode: OutputMode,
     readonly node: string,
-    private readonly clockOffsetMs = 0,
+    private readonly clockOriginMs: number | undefined = undefined,
     private readonly out: NodeJS.WriteStream = process.stdout,
     private readonly tty: boolean = out.isTTY === true,
   ) {}
+
+  /** The engine's clock starts now (its driver was made): printed times are offset from the origin. */
+  startClock(): void {
+    if (this.clockOriginMs !== undefined) this.clockOffsetMs = Math.max(0, Date.now() - this.clockOriginMs);
+  }
 
   /** One machine-readable event (JSON mode only). */
   event(fields: Record<string, unknown>): void {

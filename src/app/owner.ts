@@ -17,19 +17,10 @@ import { SocketDriver } from '../transport/driver.ts';
 import { hashFileChunks } from '../transport/file-hashing.ts';
 import { ChunkStore } from '../transport/store.ts';
 import { Tracker } from '../transport/tracker.ts';
+import type { HostPort } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
-import { onStdoutClosed } from './command.ts';
 import { type OutputMode, Reporter } from './output.ts';
-import {
-  clockOffsetMs,
-  formatAddress,
-  type HostPort,
-  infoDictionary,
-  listenOrExplain,
-  prepareFolder,
-  removeMadeFolder,
-  untilSignal,
-} from './startup.ts';
+import { formatAddress, infoDictionary, Start, untilSignal } from './startup.ts';
 
 export interface OwnerOptions {
   readonly file: string;
@@ -73,14 +64,14 @@ async function hashTorrent(file: string, size: number, geometry: Geometry) {
 }
 
 export async function runOwner(options: OwnerOptions): Promise<number> {
-  const reporter = new Reporter(options.output, 'owner', clockOffsetMs(options.clockOriginMs));
+  const reporter = new Reporter(options.output, 'owner', options.clockOriginMs);
   const size = await sizeOf(options.file);
   const plan = planChunks(size, options.chunkSizeBytes);
   if (!plan.ok) throw new UsageFailure(`${options.file}: ${plan.error.message}`);
   const { geometry } = plan;
   const dir = options.dir ?? `${options.file}.chunks`;
   const torrentPath = options.torrentPath ?? `${options.file}.torrent`;
-  const made = await prepareFolder(dir, '--dir');
+  const start = await Start.inFolder(dir, '--dir');
   const { name, bare, withTracker } = await hashTorrent(options.file, size, geometry);
   const store = new ChunkStore({
     dir,
@@ -118,22 +109,18 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
     },
     onActivity: (event, elapsedMs) => reporter.activity(event, elapsedMs),
   });
-  let port: number;
-  let torrent: ReturnType<typeof withTracker>;
-  try {
-    await store.importFrom(options.file);
-    port = await listenOrExplain(driver, options.host, options.port);
-    torrent = withTracker(`http://${formatAddress({ host: options.host, port })}/announce`);
-    await writeFile(torrentPath, torrent.bytes).catch((error: NodeJS.ErrnoException) => {
-      throw new UsageFailure(`cannot write --torrent ${torrentPath}: ${error.code ?? error.message}`);
-    });
-  } catch (error) {
-    // Nothing half-made stays behind: the listener goes, and so does the chunk folder if we made it.
-    await driver.stop();
-    await store.close();
-    await removeMadeFolder(made);
-    throw error;
-  }
+  reporter.startClock();
+  const open = { store, driver };
+  await start.step(() => store.importFrom(options.file), open);
+  const port = await start.listen(driver, options.host, options.port, open);
+  const torrent = withTracker(`http://${formatAddress({ host: options.host, port })}/announce`);
+  await start.step(
+    () =>
+      writeFile(torrentPath, torrent.bytes).catch((error: NodeJS.ErrnoException) => {
+        throw new UsageFailure(`cannot write --torrent ${torrentPath}: ${error.code ?? error.message}`);
+      }),
+    open,
+  );
   tracker = new Tracker({
     infoHash: torrent.metainfo.infoHash,
     torrentBytes: torrent.bytes,
@@ -168,7 +155,6 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
     );
   }
   const wait = untilSignal();
-  onStdoutClosed(() => wait.stop('stdout closed'));
   const reason = await wait.signalled;
   reporter.info(`owner: ${reason}, shutting down (sent ${engine.getStats().bytesUp} bytes)`);
   await driver.stop();

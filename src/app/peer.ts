@@ -14,21 +14,12 @@ import { Random } from '../engine/random.ts';
 import { sha1 } from '../platform/sha1.ts';
 import { SocketDriver } from '../transport/driver.ts';
 import { ChunkStore, type OpenResult } from '../transport/store.ts';
+import type { HostPort } from '../transport/tracker-client.ts';
 import { Announcer } from './announcer.ts';
-import { onStdoutClosed } from './command.ts';
 import { deliverFile } from './deliver.ts';
 import { type OutputMode, Reporter } from './output.ts';
 import { StallWatch } from './stall-watch.ts';
-import {
-  clockOffsetMs,
-  formatAddress,
-  type HostPort,
-  infoDictionary,
-  listenOrExplain,
-  prepareFolder,
-  removeMadeFolder,
-  untilSignal,
-} from './startup.ts';
+import { formatAddress, infoDictionary, Start, untilSignal } from './startup.ts';
 import { fetchTorrentWithRetry, type LoadedTorrent, readTorrentFile } from './torrent-source.ts';
 
 /** Where a peer gets its torrent and first contacts. */
@@ -72,13 +63,13 @@ function peerName(id: string): string {
 
 export async function runPeer(options: PeerOptions): Promise<number> {
   const name = peerName(options.id);
-  const reporter = new Reporter(options.output, name, clockOffsetMs(options.clockOriginMs));
+  const reporter = new Reporter(options.output, name, options.clockOriginMs);
   const { source } = options;
   const torrent =
     source.kind === 'owner'
       ? await fetchTorrentWithRetry(source.owner, options.retries, reporter, name)
       : await readTorrentFile(source.path);
-  const made = await prepareFolder(options.dir, '--dir');
+  const start = await Start.inFolder(options.dir, '--dir');
   const store = new ChunkStore({
     dir: options.dir,
     geometry: torrent.metainfo.geometry,
@@ -91,19 +82,12 @@ export async function runPeer(options: PeerOptions): Promise<number> {
     // a kill -9 cannot tear a rename. Syncing each chunk would cost far more than it protects.
     sync: false,
   });
-  let opened: OpenResult;
-  try {
-    opened = await store.open();
-  } catch (error) {
-    await store.close();
-    await removeMadeFolder(made);
-    throw error;
-  }
+  const opened = await start.step(() => store.open(), { store });
   if (opened.discarded.length > 0) {
     reporter.info(`${name}: discarded ${opened.discarded.length} chunk files that failed verification`);
   }
   const peer = new PeerProcess(options, name, reporter, torrent, store, opened);
-  await peer.listen(made);
+  await peer.listen(start);
   return peer.run();
 }
 
@@ -162,6 +146,7 @@ class PeerProcess {
       onDialFailed: (address, reason) => this.dialFailed(address, reason),
       onDialed: (address) => this.watch.connected(address),
     });
+    reporter.startClock();
     this.watch = new StallWatch({
       statusEveryMs: STATUS_EVERY_MS,
       giveUpAfterMs: options.exitWhenDone ? options.giveUpAfterMs : undefined,
@@ -181,15 +166,8 @@ class PeerProcess {
   }
 
   /** Listens; a port in use removes the folder this start made and ends with one line. */
-  async listen(made: string | undefined): Promise<void> {
-    try {
-      this.port = await listenOrExplain(this.driver, this.options.host, this.options.port);
-    } catch (error) {
-      await this.driver.stop();
-      await this.store.close();
-      await removeMadeFolder(made);
-      throw error;
-    }
+  async listen(start: Start): Promise<void> {
+    this.port = await start.listen(this.driver, this.options.host, this.options.port, { store: this.store });
     this.readyAtMs = this.driver.now();
     const { options, reporter, name } = this;
     const total = this.metainfo.geometry.pieceCount;
@@ -209,7 +187,6 @@ class PeerProcess {
   }
 
   async run(): Promise<number> {
-    onStdoutClosed(() => this.wait.stop('stdout closed'));
     if (this.engine.isComplete) {
       // Everything was on disk already: nothing to wait for.
       await this.finish();

@@ -24,6 +24,17 @@ export interface SwarmProcess {
   readonly stderr: string[];
 }
 
+/** One line of a `--json` process: its event, or `{ event: 'text' }` for anything else it printed. */
+export function parseEventLine(text: string): EventLine {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as EventLine;
+  } catch {
+    // Not JSON: kept as text below.
+  }
+  return { event: 'text', text };
+}
+
 /** Starts `swarm <args> --json`; `onLine` sees every event line as it arrives. */
 export function spawnSwarm(
   args: readonly string[],
@@ -38,12 +49,7 @@ export function spawnSwarm(
   const waiters: { test: (line: EventLine) => boolean; resolve: (line: EventLine) => void }[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
-    let line: EventLine;
-    try {
-      line = JSON.parse(text) as EventLine;
-    } catch {
-      line = { event: 'text', text };
-    }
+    const line = parseEventLine(text);
     lines.push(line);
     onLine?.(line);
     for (let i = waiters.length - 1; i >= 0; i--) {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseScenarioText } from '../sim/scenario.ts';
 import { runScenario } from '../sim/simulator.ts';
+import { HELP_FLAG, OUTPUT_FLAGS } from './args.ts';
 import { runCommand } from './command.ts';
 import { formatSummary, replayCommand, toJson } from './report.ts';
 
@@ -84,12 +85,7 @@ function parse(argv: string[]) {
   return parseArgs({
     args: argv,
     allowPositionals: true,
-    options: {
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-      quiet: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: { seed: { type: 'string' }, ...OUTPUT_FLAGS, ...HELP_FLAG },
   });
 }
 

@@ -6,16 +6,13 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { findDictionaryValueSpan } from '../engine/bencode.ts';
 import type { SocketDriver } from '../transport/driver.ts';
+import type { HostPort } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+import { onStdoutClosed } from './command.ts';
 
 export const formatAddress = (address: HostPort): string => `${address.host}:${address.port}`;
 
-/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM), or `stop` is called. */
+/** Resolves when the process is asked to stop (Ctrl-C, SIGTERM, its stdout closed), or `stop` is called. */
 export function untilSignal(): { readonly signalled: Promise<string>; stop(reason: string): void } {
   let stop: (reason: string) => void = () => undefined;
   const signalled = new Promise<string>((resolve) => {
@@ -28,10 +25,11 @@ export function untilSignal(): { readonly signalled: Promise<string>; stop(reaso
     process.once('SIGTERM', done);
     stop = done;
   });
+  onStdoutClosed(() => stop('stdout closed'));
   return { signalled, stop: (reason) => stop(reason) };
 }
 
-export async function listenOrExplain(driver: SocketDriver, host: string, port: number): Promise<number> {
+async function listenOrExplain(driver: SocketDriver, host: string, port: number): Promise<number> {
   try {
     return await driver.listen();
   } catch (error) {
@@ -68,21 +66,48 @@ export async function prepareFolder(path: string, flag: string): Promise<string 
   }
 }
 
-/** Removes what `prepareFolder` created, after a start that failed (nothing if it made nothing). */
-export async function removeMadeFolder(made: string | undefined): Promise<void> {
-  if (made !== undefined) await rm(made, { recursive: true, force: true }).catch(() => undefined);
+/**
+ * A process's start, undone if it fails part way: the work folder it made (nothing the user had),
+ * the listener, the open store. Nothing half-made stays behind.
+ */
+export class Start {
+  private constructor(private readonly made: string | undefined) {}
+
+  /** Prepares the work folder (see `prepareFolder`). */
+  static async inFolder(path: string, flag: string): Promise<Start> {
+    return new Start(await prepareFolder(path, flag));
+  }
+
+  /** Runs `step`; if it throws, undoes the start and rethrows. */
+  async step<T>(step: () => Promise<T>, open: Closable): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      await this.undo(open);
+      throw error;
+    }
+  }
+
+  /** Listens on the driver's port, with one clear line for a port in use; undoes the start on failure. */
+  listen(driver: SocketDriver, host: string, port: number, open: Closable): Promise<number> {
+    return this.step(() => listenOrExplain(driver, host, port), { ...open, driver });
+  }
+
+  private async undo(open: Closable): Promise<void> {
+    await open.driver?.stop();
+    await open.store.close();
+    if (this.made !== undefined) await rm(this.made, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** What a failed start closes: the store, and the driver once there is one. */
+export interface Closable {
+  readonly store: { close(): Promise<void> };
+  readonly driver?: SocketDriver;
 }
 
 /** The exact bytes of a torrent's info dictionary, for the engine to serve over BEP 9 (ut_metadata). */
 export function infoDictionary(torrent: Uint8Array): { metadata?: Uint8Array } {
   const span = findDictionaryValueSpan(torrent, 'info');
   return span === undefined ? {} : { metadata: torrent.slice(span.start, span.end) };
-}
-
-/**
- * Milliseconds between `originEpochMs` (the moment `npm start` began, so that all its processes
- * print times on one clock) and now; 0 without an origin.
- */
-export function clockOffsetMs(originEpochMs: number | undefined): number {
-  return originEpochMs === undefined ? 0 : Math.max(0, Date.now() - originEpochMs);
 }

@@ -5,8 +5,11 @@
  */
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import type { HostPort } from '../transport/tracker-client.ts';
 import {
   GET_USAGE,
+  HELP_FLAG,
+  OUTPUT_FLAGS,
   OWNER_USAGE,
   PEER_USAGE,
   parseAddress,
@@ -21,16 +24,14 @@ import { runGet } from './get.ts';
 import type { OutputMode } from './output.ts';
 import { runOwner } from './owner.ts';
 import { type PeerSource, runPeer } from './peer.ts';
-import type { HostPort } from './startup.ts';
 
 const common = {
   host: { type: 'string' },
   port: { type: 'string' },
   dir: { type: 'string' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
   'clock-origin': { type: 'string' },
+  ...OUTPUT_FLAGS,
+  ...HELP_FLAG,
 } as const;
 
 const ownerFlags = {

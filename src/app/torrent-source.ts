@@ -2,11 +2,12 @@
 import { readFile } from 'node:fs/promises';
 import { type Metainfo, parseTorrent } from '../engine/metainfo.ts';
 import { sha1 } from '../platform/sha1.ts';
+import type { HostPort } from '../transport/tracker-client.ts';
 import { fetchTorrent } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
 import { RunFailure } from './command.ts';
 import type { Reporter } from './output.ts';
-import { formatAddress, type HostPort } from './startup.ts';
+import { formatAddress } from './startup.ts';
 
 export interface LoadedTorrent {
   readonly metainfo: Metainfo;

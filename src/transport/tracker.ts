@@ -334,7 +334,8 @@ export class Tracker {
     const size = this.ring.length;
     const target = size >= 2 ? this.ring[(index + 1) % size] : undefined;
     const { seed } = this;
-    const withSeed = seed !== undefined && numwant > 0 && !(seed.host === asker.host && seed.port === asker.port);
+    const withSeed =
+      seed !== undefined && numwant > 0 && !(seed.host === asker.host && seed.port === asker.port);
     const peers = this.sample(index, withSeed ? numwant - 1 : numwant).filter(
       (peer) => !(peer.host === asker.host && peer.port === asker.port),
     );
