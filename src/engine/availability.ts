@@ -3,9 +3,14 @@
  * (or BEP 6's have-all and have-none), and how many peers hold each chunk (for rarest-first). The
  * owner also counts, per chunk, the peers that hold it or were handed it in a share.
  */
-import type { Bitfield } from './bitfield.ts';
+import type { ListSummary } from './activity.ts';
+import { Bitfield } from './bitfield.ts';
 import type { Connection } from './connection.ts';
+import type { Message } from './messages.ts';
 import type { Role } from './options.ts';
+
+/** The messages that carry a remote's chunk ID list, whole or one chunk at a time. */
+export type ChunkListMessage = Extract<Message, { type: 'have' | 'bitfield' | 'have-all' | 'have-none' }>;
 
 export class Availability {
   /** How many connected peers hold each chunk. */
@@ -19,6 +24,24 @@ export class Availability {
   ) {
     this.holders = new Uint16Array(pieceCount);
     this.replication = new Uint16Array(pieceCount);
+  }
+
+  /** Applies a remote's list message; returns the list as the activity line shows it. */
+  receive(conn: Connection, message: ChunkListMessage): ListSummary {
+    switch (message.type) {
+      case 'have':
+        this.add(conn, message.index);
+        return { form: 'have', chunk: message.index };
+      case 'bitfield':
+        this.replace(conn, new Bitfield(this.pieceCount, message.bits));
+        return { form: 'bitfield', chunks: conn.remoteHave.indices() };
+      case 'have-all':
+        this.replace(conn, Bitfield.full(this.pieceCount));
+        return { form: 'have-all', count: this.pieceCount };
+      case 'have-none':
+        this.replace(conn, new Bitfield(this.pieceCount));
+        return { form: 'have-none' };
+    }
   }
 
   /** The remote announced chunk `index`. */

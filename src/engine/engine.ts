@@ -8,30 +8,20 @@
  * invariants. Each job lives in a room of its own beside it (see ARCHITECTURE.md), and the face owns
  * the records the rooms share and lends them out.
  */
-import { AddressBook } from './address-book.ts';
-import { Advertising } from './advertising.ts';
-import { Availability } from './availability.ts';
+
+import type { ChunkListMessage } from './availability.ts';
 import { Bitfield } from './bitfield.ts';
-import { Choking } from './choking.ts';
-import { ChunkAssembly, type ChunkDownload } from './chunk-assembly.ts';
+import type { ChunkDownload } from './chunk-assembly.ts';
 import type { Geometry } from './chunking.ts';
 import { type Connection, type ConnectionId, newConnectionRecord } from './connection.ts';
-import { DownloadPolicy } from './download-policy.ts';
 import { type Clock, type Effect, Outbox } from './effects.ts';
 import { type CloseReason, describeCloseReason, UsageError, wireError } from './errors.ts';
-import { ExtensionSession } from './extension.ts';
-import { Handshakes } from './handshake.ts';
 import { brokenInvariant } from './invariants.ts';
-import { DEFAULT_LIMITS, type EngineLimits, MAX_ALLOWED_FAST_CHUNKS } from './limits.ts';
-import { BLOCK_LENGTH_BYTES, type Message } from './messages.ts';
-import type { EngineOptions, EngineSettings, PeerAddress, Role } from './options.ts';
-import { OwnerShares } from './owner-shares.ts';
-import { RequestPipeline } from './request-pipeline.ts';
-import { Scheduler } from './scheduler.ts';
-import { Serving } from './serving.ts';
-import { Storage } from './storage.ts';
-import { handshakeExpired, idleExpired, keepAliveDue, Sweep } from './timers.ts';
-import { Verification } from './verification.ts';
+import { type EngineLimits, MAX_ALLOWED_FAST_CHUNKS } from './limits.ts';
+import type { Message } from './messages.ts';
+import { checkOptions, type EngineOptions, type PeerAddress, type Role, resolveSettings } from './options.ts';
+import { buildRooms, type Counters, newCounters, type Rooms } from './rooms.ts';
+import { handshakeExpired, idleExpired, keepAliveDue } from './timers.ts';
 
 export type { ConnectionId, Effect } from './effects.ts';
 export { DEFAULT_LIMITS, type EngineLimits } from './limits.ts';
@@ -54,43 +44,6 @@ export interface EngineStats {
   readonly corruptChunks: number;
 }
 
-/** The options with every default filled in. */
-function resolveSettings(options: EngineOptions): EngineSettings {
-  const { geometry } = options;
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const ownerShareChunks = Math.max(1, options.ownerShareChunks ?? Math.ceil(geometry.pieceCount / 5));
-  return {
-    role: options.role,
-    geometry,
-    limits,
-    topology: options.topology ?? 'ring',
-    picker: options.picker ?? 'random',
-    phases: options.phases ?? 'two-phase',
-    endgame: options.endgame ?? true,
-    ownerAdvertising: options.ownerAdvertising ?? 'shares',
-    ownerShareChunks,
-    uploadSlots: options.uploadSlots ?? Number.POSITIVE_INFINITY,
-    slotBytes: Math.max(1, ownerShareChunks) * geometry.pieceLengthBytes,
-    // At least a whole chunk in flight, so a new sender's first chunk needs no second round trip.
-    minOutstandingRequests:
-      limits.minOutstandingRequestsPerPeer ??
-      Math.min(
-        limits.maxOutstandingRequestsPerPeer,
-        Math.max(4, Math.ceil(geometry.pieceLengthBytes / BLOCK_LENGTH_BYTES)),
-      ),
-  };
-}
-
-function checkOptions(options: EngineOptions): void {
-  if (options.peerId.length !== 20) throw new UsageError('peer id must be 20 bytes');
-  if (options.infoHash.length !== 20) throw new UsageError('info hash must be 20 bytes');
-  if (options.pieceHashes.length !== options.geometry.pieceCount) {
-    throw new UsageError(
-      `expected ${options.geometry.pieceCount} piece hashes, got ${options.pieceHashes.length}`,
-    );
-  }
-}
-
 export class Engine {
   readonly role: Role;
   readonly name: string;
@@ -101,32 +54,12 @@ export class Engine {
   private readonly have: Bitfield;
   private readonly fromOwner: Bitfield;
   private readonly connections = new Map<ConnectionId, Connection>();
-  private readonly stats = {
-    chunksFromOwner: 0,
-    chunksFromPeers: 0,
-    bytesUp: 0,
-    bytesDown: 0,
-    corruptChunks: 0,
-  };
+  private readonly stats: Counters = newCounters();
   private completedAtMs: number | undefined;
   private completeAnnounced = false;
   private nextOutboundId = 1;
   private stopped = false;
-  private readonly availability: Availability;
-  private readonly advertising: Advertising;
-  private readonly choking: Choking;
-  private readonly serving: Serving;
-  private readonly assembly: ChunkAssembly;
-  private readonly storage: Storage;
-  private readonly verification: Verification;
-  private readonly policy: DownloadPolicy;
-  private readonly pipeline: RequestPipeline;
-  private readonly scheduler: Scheduler;
-  private readonly addressBook: AddressBook;
-  private readonly handshakes: Handshakes;
-  /** BEP 10 / BEP 9 (extension.ts): extension handshakes and ut_metadata, per connection. */
-  private readonly extensions: ExtensionSession;
-  private readonly sweep: Sweep;
+  private readonly rooms: Rooms;
 
   constructor(options: EngineOptions) {
     checkOptions(options);
@@ -141,74 +74,15 @@ export class Engine {
         ? Bitfield.full(geometry.pieceCount)
         : (options.have?.copy() ?? new Bitfield(geometry.pieceCount));
     this.fromOwner = options.fromOwner?.copy() ?? new Bitfield(geometry.pieceCount);
-    const { clock, outbox, have, connections, stats } = this;
-    this.availability = new Availability(settings.role, geometry.pieceCount);
-    const shares = new OwnerShares(
-      geometry.pieceCount,
-      settings.ownerShareChunks,
-      this.availability,
-      options.random,
+    const { clock, outbox, have, connections, stats: counters } = this;
+    this.rooms = buildRooms(
+      { options, settings, clock, outbox, have, connections, counters },
+      {
+        close: (conn, reason, redial) => this.closeConnection(conn, reason, redial),
+        isStopped: () => this.stopped,
+        dial: (address) => this.dial(address),
+      },
     );
-    this.advertising = new Advertising(settings, have, shares, outbox);
-    this.choking = new Choking(settings, connections, outbox);
-    const close = (conn: Connection, reason: CloseReason): void => this.closeConnection(conn, reason);
-    const closeForGood = (conn: Connection, reason: CloseReason): void =>
-      this.closeConnection(conn, reason, false);
-    this.serving = new Serving(
-      settings,
-      have,
-      connections,
-      this.choking,
-      outbox,
-      stats,
-      close,
-      this.advertising.handsOutShares,
-    );
-    this.assembly = new ChunkAssembly(geometry, options.allocateChunk);
-    this.storage = new Storage(limits, outbox);
-    this.verification = new Verification(options, limits, connections, outbox, stats, closeForGood);
-    this.policy = new DownloadPolicy(settings, have, connections, outbox);
-    this.pipeline = new RequestPipeline(settings, clock, connections, this.assembly, outbox);
-    const { assembly, storage, availability, policy, pipeline } = this;
-    const singleSource = this.verification.singleSource;
-    this.scheduler = new Scheduler({
-      settings,
-      clock,
-      random: options.random,
-      have,
-      connections,
-      assembly,
-      storage,
-      availability,
-      policy,
-      pipeline,
-      singleSource,
-    });
-    this.addressBook = new AddressBook(settings, clock, options.random, {
-      connections,
-      untrusted: this.verification.untrusted,
-      have,
-      isStopped: () => this.stopped,
-      dial: (address) => this.dial(address),
-    });
-    this.extensions = new ExtensionSession({
-      requestQueue: limits.maxQueuedRequestsFromPeer,
-      metadata: options.metadata,
-    });
-    this.handshakes = new Handshakes({
-      infoHash: options.infoHash,
-      peerId: options.peerId,
-      connections,
-      untrusted: this.verification.untrusted,
-      outbox,
-      addressBook: this.addressBook,
-      advertising: this.advertising,
-      choking: this.choking,
-      extensions: this.extensions,
-      policy,
-      close: (conn, reason, redial) => this.closeConnection(conn, reason, redial),
-    });
-    this.sweep = new Sweep(limits.tickMs);
   }
 
   // ---- getters -------------------------------------------------------------------------------
@@ -244,8 +118,8 @@ export class Engine {
         limits: this.limits,
         have: this.have,
         connections: this.connections,
-        downloading: this.assembly.downloads.keys(),
-        readsInFlight: this.serving.readsInFlight,
+        downloading: this.rooms.assembly.downloads.keys(),
+        readsInFlight: this.rooms.serving.readsInFlight,
       },
       deep,
     );
@@ -259,8 +133,8 @@ export class Engine {
    */
   handlePeers(nowMs: number, peers: readonly PeerAddress[]): void {
     this.advance(nowMs);
-    this.addressBook.learn(peers);
-    this.addressBook.dialDue();
+    this.rooms.addressBook.learn(peers);
+    this.rooms.addressBook.dialDue();
     this.scheduleTick();
   }
 
@@ -272,7 +146,7 @@ export class Engine {
       throw new UsageError(`connected: unknown ${connection}`);
     conn.state = 'handshaking';
     conn.lastReceivedAtMs = nowMs;
-    this.handshakes.send(conn);
+    this.rooms.handshakes.send(conn);
   }
 
   /** A remote connected to us. The driver names the connection. */
@@ -296,7 +170,7 @@ export class Engine {
     const result = conn.decoder.push(bytes);
     for (const event of result.events) {
       if (!this.connections.has(connection)) return;
-      if (event.type === 'handshake') this.handshakes.received(conn, event);
+      if (event.type === 'handshake') this.rooms.handshakes.received(conn, event);
       else if (conn.remotePeerId === undefined) {
         this.closeConnection(conn, {
           code: 'protocol',
@@ -329,32 +203,34 @@ export class Engine {
     this.advance(nowMs);
     const conn = this.connections.get(connection);
     if (conn === undefined) return;
-    this.serving.onBlockRead(conn, index, begin, bytes);
+    this.rooms.serving.onBlockRead(conn, index, begin, bytes);
   }
 
   /** The driver stored (or failed to store) a verified chunk. */
   handleChunkWritten(nowMs: number, index: number, error: string | undefined): void {
     this.advance(nowMs);
-    const download = this.storage.pending(index);
+    const download = this.rooms.storage.pending(index);
     if (download === undefined) throw new UsageError(`chunk-written: chunk ${index} was not being written`);
     if (error !== undefined) {
       this.outbox.activity({ kind: 'storage-error', chunk: index, message: error });
-      this.storage.failed(nowMs, index);
+      this.rooms.storage.failed(nowMs, index);
       this.scheduleTick();
       return;
     }
-    this.onChunkStored(this.storage.written(index));
+    this.onChunkStored(this.rooms.storage.written(index));
   }
 
   /** Timers: handshake, idle, keep-alive, request timeouts, starvation and redials. */
   handleTimeout(nowMs: number): void {
     this.advance(nowMs);
-    this.sweep.disarm();
+    this.rooms.sweep.disarm();
     for (const conn of [...this.connections.values()]) this.checkConnectionTimers(conn);
-    this.policy.checkStarvation(nowMs, () => this.pipeline.outstandingCount(this.storage.writing.size));
-    this.storage.retryDue(nowMs);
-    this.addressBook.dialDue();
-    this.scheduler.fillAll();
+    this.rooms.policy.checkStarvation(nowMs, () =>
+      this.rooms.pipeline.outstandingCount(this.rooms.storage.writing.size),
+    );
+    this.rooms.storage.retryDue(nowMs);
+    this.rooms.addressBook.dialDue();
+    this.rooms.scheduler.fillAll();
     this.scheduleTick();
   }
 
@@ -363,7 +239,7 @@ export class Engine {
     this.advance(nowMs);
     this.stopped = true;
     for (const conn of [...this.connections.values()]) this.closeConnection(conn, { code: 'shutdown' });
-    this.sweep.disarm();
+    this.rooms.sweep.disarm();
   }
 
   // ---- outputs -------------------------------------------------------------------------------
@@ -375,7 +251,7 @@ export class Engine {
 
   /** When `handleTimeout` wants to run next, or undefined when nothing is waiting on time. */
   pollTimeout(): number | undefined {
-    return this.sweep.next;
+    return this.rooms.sweep.next;
   }
 
   // ---- time ----------------------------------------------------------------------------------
@@ -387,14 +263,16 @@ export class Engine {
       );
     }
     this.clock.nowMs = nowMs;
-    this.policy.invalidate();
+    this.rooms.policy.invalidate();
   }
 
   private scheduleTick(): void {
     if (this.stopped) return;
     const waiting =
-      this.connections.size > 0 || this.storage.writeRetries.size > 0 || this.addressBook.wantsRedial();
-    this.sweep.schedule(this.clock.nowMs, waiting);
+      this.connections.size > 0 ||
+      this.rooms.storage.writeRetries.size > 0 ||
+      this.rooms.addressBook.wantsRedial();
+    this.rooms.sweep.schedule(this.clock.nowMs, waiting);
   }
 
   private checkConnectionTimers(conn: Connection): void {
@@ -408,8 +286,8 @@ export class Engine {
       this.closeConnection(conn, { code: 'idle-timeout' });
       return;
     }
-    this.pipeline.sampleRate(conn);
-    if (this.pipeline.expire(conn)) this.scheduler.fill(conn);
+    this.rooms.pipeline.sampleRate(conn);
+    if (this.rooms.pipeline.expire(conn)) this.rooms.scheduler.fill(conn);
     if (keepAliveDue(conn, nowMs, this.limits)) this.outbox.send(conn, { type: 'keep-alive' });
   }
 
@@ -430,7 +308,7 @@ export class Engine {
   ): Connection {
     const conn = newConnectionRecord(id, direction, address, knownAddress, this.geometry, this.clock.nowMs);
     this.connections.set(id, conn);
-    this.addressBook.classify(conn);
+    this.rooms.addressBook.classify(conn);
     return conn;
   }
 
@@ -441,16 +319,16 @@ export class Engine {
 
   private forget(conn: Connection, reason: string, redial: boolean): void {
     if (!this.connections.delete(conn.id)) return;
-    this.serving.forget(conn);
-    this.choking.forget(conn);
+    this.rooms.serving.forget(conn);
+    this.rooms.choking.forget(conn);
     if (conn.state === 'open') this.outbox.activity({ kind: 'disconnected', peer: conn.label, reason });
-    this.availability.remove(conn);
-    this.pipeline.drop(conn);
-    this.addressBook.closed(conn, redial);
+    this.rooms.availability.remove(conn);
+    this.rooms.pipeline.drop(conn);
+    this.rooms.addressBook.closed(conn, redial);
     // Callers up the stack may still hold this object: nothing more is sent or asked on it.
     conn.state = 'closed';
     this.scheduleTick();
-    this.scheduler.fillAll();
+    this.rooms.scheduler.fillAll();
   }
 
   // ---- messages ------------------------------------------------------------------------------
@@ -467,42 +345,38 @@ export class Engine {
       case 'choke':
         conn.peerChoking = true;
         // Without BEP 6 a choke silently drops our requests; with it, rejects will follow.
-        if (!conn.fastExtension) this.pipeline.drop(conn);
+        if (!conn.fastExtension) this.rooms.pipeline.drop(conn);
         return;
       case 'unchoke':
         conn.peerChoking = false;
-        this.scheduler.fill(conn);
+        this.rooms.scheduler.fill(conn);
         return;
       case 'interested':
         conn.peerInterested = true;
-        this.choking.offerSlot(conn);
+        this.rooms.choking.offerSlot(conn);
         return;
       case 'not-interested':
         conn.peerInterested = false;
-        this.choking.notInterested(conn);
+        this.rooms.choking.notInterested(conn);
         return;
       case 'have':
-        this.onHave(conn, message.index);
-        return;
       case 'bitfield':
-        this.onBitfield(conn, new Bitfield(this.geometry.pieceCount, message.bits));
-        return;
       case 'have-all':
       case 'have-none':
-        this.onHaveAllOrNone(conn, message.type);
+        this.onList(conn, message);
         return;
       case 'request':
-        this.serving.onRequest(conn, message);
+        this.rooms.serving.onRequest(conn, message);
         return;
       case 'cancel':
-        this.serving.onCancel(conn, message);
+        this.rooms.serving.onCancel(conn, message);
         return;
       case 'piece':
         this.onPiece(conn, message.index, message.begin, message.block);
         return;
       case 'reject':
-        if (this.requireFastExtension(conn, message.type) && this.pipeline.rejected(conn, message))
-          this.scheduler.fill(conn);
+        if (this.requireFastExtension(conn, message.type) && this.rooms.pipeline.rejected(conn, message))
+          this.rooms.scheduler.fill(conn);
         return;
       case 'allowed-fast':
         this.onAllowedFast(conn, message.index);
@@ -512,7 +386,7 @@ export class Engine {
 
   /** BEP 10 / BEP 9 (extension.ts): handshakes are recorded, metadata requests answered. */
   private onExtended(conn: Connection, extendedId: number, payload: Uint8Array): void {
-    const outcome = this.extensions.receive(conn, extendedId, payload);
+    const outcome = this.rooms.extensions.receive(conn, extendedId, payload);
     if (!outcome.ok) this.closeConnection(conn, { code: 'protocol', error: outcome.error });
     else for (const reply of outcome.replies) this.outbox.send(conn, reply);
   }
@@ -527,78 +401,62 @@ export class Engine {
     return false;
   }
 
-  private onHave(conn: Connection, index: number): void {
-    this.availability.add(conn, index);
-    this.outbox.activity({ kind: 'list-received', from: conn.label, list: { form: 'have', chunk: index } });
-    this.afterRemoteListChange(conn);
-  }
-
-  private onBitfield(conn: Connection, field: Bitfield): void {
-    this.availability.replace(conn, field);
-    this.outbox.activity({
-      kind: 'list-received',
-      from: conn.label,
-      list: { form: 'bitfield', chunks: conn.remoteHave.indices() },
-    });
-    this.afterRemoteListChange(conn);
-  }
-
-  private onHaveAllOrNone(conn: Connection, type: 'have-all' | 'have-none'): void {
-    if (!this.requireFastExtension(conn, type)) return;
-    const count = this.geometry.pieceCount;
-    this.availability.replace(conn, type === 'have-all' ? Bitfield.full(count) : new Bitfield(count));
-    this.outbox.activity({
-      kind: 'list-received',
-      from: conn.label,
-      list: type === 'have-all' ? { form: 'have-all', count } : { form: 'have-none' },
-    });
+  /** A chunk ID list from the remote (HAVE, BITFIELD, or BEP 6's HAVE ALL and HAVE NONE). */
+  private onList(conn: Connection, message: ChunkListMessage): void {
+    if (
+      (message.type === 'have-all' || message.type === 'have-none') &&
+      !this.requireFastExtension(conn, message.type)
+    )
+      return;
+    const list = this.rooms.availability.receive(conn, message);
+    this.outbox.activity({ kind: 'list-received', from: conn.label, list });
     this.afterRemoteListChange(conn);
   }
 
   private afterRemoteListChange(conn: Connection): void {
-    if (this.advertising.handsOutShares) this.advertising.feedShare(conn);
+    if (this.rooms.advertising.handsOutShares) this.rooms.advertising.feedShare(conn);
     if (conn.ownerShare === undefined && conn.isOwner) conn.ownerShare = conn.remoteHave.copy();
-    this.policy.updateInterest(conn);
-    this.scheduler.fill(conn);
+    this.rooms.policy.updateInterest(conn);
+    this.rooms.scheduler.fill(conn);
   }
 
   private onAllowedFast(conn: Connection, index: number): void {
     if (!this.requireFastExtension(conn, 'allowed-fast')) return;
     if (conn.allowedFast.size < MAX_ALLOWED_FAST_CHUNKS) conn.allowedFast.add(index);
-    this.scheduler.fill(conn);
+    this.rooms.scheduler.fill(conn);
   }
 
   // ---- downloading ---------------------------------------------------------------------------
 
   private onPiece(conn: Connection, index: number, begin: number, block: Uint8Array): void {
-    if (!this.pipeline.received(conn, index, begin, block.length)) return;
+    if (!this.rooms.pipeline.received(conn, index, begin, block.length)) return;
     conn.lastBlockAtMs = this.clock.nowMs;
     this.stats.bytesDown += block.length;
     conn.receivedSinceSampleBytes += block.length;
-    this.policy.progressed(this.clock.nowMs);
-    const download = this.assembly.downloads.get(index);
+    this.rooms.policy.progressed(this.clock.nowMs);
+    const download = this.rooms.assembly.downloads.get(index);
     if (download !== undefined) {
-      const others = this.assembly.store(download, conn, begin, block);
-      if (others !== undefined) this.pipeline.cancelDuplicates(conn, others, index, begin);
-      if (this.assembly.isComplete(download)) this.finishChunk(download);
+      const others = this.rooms.assembly.store(download, conn, begin, block);
+      if (others !== undefined) this.rooms.pipeline.cancelDuplicates(conn, others, index, begin);
+      if (this.rooms.assembly.isComplete(download)) this.finishChunk(download);
     }
-    this.scheduler.fill(conn);
+    this.rooms.scheduler.fill(conn);
   }
 
   private finishChunk(download: ChunkDownload): void {
-    this.assembly.downloads.delete(download.index);
+    this.rooms.assembly.downloads.delete(download.index);
     // Requests for it still out (after a take-over, say) are of no use now.
-    this.pipeline.cancelChunk(download.index);
-    if (this.verification.verify(download)) this.storage.write(download);
-    else this.verification.onCorrupt(download);
+    this.rooms.pipeline.cancelChunk(download.index);
+    if (this.rooms.verification.verify(download)) this.rooms.storage.write(download);
+    else this.rooms.verification.onCorrupt(download);
   }
 
   /** A verified chunk is on disk: it is held, announced to every open connection, and counted. */
   private onChunkStored(download: ChunkDownload): void {
     const { index } = download;
     this.have.set(index);
-    this.policy.progressed(this.clock.nowMs);
-    this.policy.starving = false;
+    this.rooms.policy.progressed(this.clock.nowMs);
+    this.rooms.policy.starving = false;
     if (download.lastSourceIsOwner) {
       this.fromOwner.set(index);
       this.stats.chunksFromOwner++;
@@ -614,12 +472,13 @@ export class Engine {
     });
     for (const conn of this.connections.values()) {
       // Sent even to peers that hold the chunk: an owner handing out shares learns progress this way.
-      if (conn.state === 'open') this.advertising.sendHave(conn, index);
+      if (conn.state === 'open') this.rooms.advertising.sendHave(conn, index);
     }
-    if (this.have.complete && this.storage.writing.size === 0 && !this.completeAnnounced) this.complete();
+    if (this.have.complete && this.rooms.storage.writing.size === 0 && !this.completeAnnounced)
+      this.complete();
     // Last, as it may close connections: the chunk is held by now, so nothing picks it again.
-    this.verification.confirmSuspects(download);
-    this.scheduler.fillAll();
+    this.rooms.verification.confirmSuspects(download);
+    this.rooms.scheduler.fillAll();
   }
 
   private complete(): void {
@@ -627,6 +486,6 @@ export class Engine {
     this.completedAtMs = this.clock.nowMs;
     this.outbox.activity({ kind: 'complete', chunks: this.geometry.pieceCount });
     this.outbox.push({ kind: 'complete' });
-    this.policy.refreshInterest();
+    this.rooms.policy.refreshInterest();
   }
 }

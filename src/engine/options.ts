@@ -4,8 +4,10 @@
  */
 import type { Bitfield } from './bitfield.ts';
 import type { Geometry } from './chunking.ts';
+import { UsageError } from './errors.ts';
 import type { Sha1 } from './hash.ts';
-import type { EngineLimits } from './limits.ts';
+import { DEFAULT_LIMITS, type EngineLimits } from './limits.ts';
+import { BLOCK_LENGTH_BYTES } from './messages.ts';
 import type { PickerKind } from './picker.ts';
 import type { Random } from './random.ts';
 
@@ -77,4 +79,42 @@ export interface EngineSettings {
   /** Bytes a peer receives before its slot passes to the next in line. */
   readonly slotBytes: number;
   readonly minOutstandingRequests: number;
+}
+
+/** The options with every default filled in. */
+export function resolveSettings(options: EngineOptions): EngineSettings {
+  const { geometry } = options;
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const ownerShareChunks = Math.max(1, options.ownerShareChunks ?? Math.ceil(geometry.pieceCount / 5));
+  return {
+    role: options.role,
+    geometry,
+    limits,
+    topology: options.topology ?? 'ring',
+    picker: options.picker ?? 'random',
+    phases: options.phases ?? 'two-phase',
+    endgame: options.endgame ?? true,
+    ownerAdvertising: options.ownerAdvertising ?? 'shares',
+    ownerShareChunks,
+    uploadSlots: options.uploadSlots ?? Number.POSITIVE_INFINITY,
+    slotBytes: Math.max(1, ownerShareChunks) * geometry.pieceLengthBytes,
+    // At least a whole chunk in flight, so a new sender's first chunk needs no second round trip.
+    minOutstandingRequests:
+      limits.minOutstandingRequestsPerPeer ??
+      Math.min(
+        limits.maxOutstandingRequestsPerPeer,
+        Math.max(4, Math.ceil(geometry.pieceLengthBytes / BLOCK_LENGTH_BYTES)),
+      ),
+  };
+}
+
+/** Throws `UsageError` for options no engine can be built from. */
+export function checkOptions(options: EngineOptions): void {
+  if (options.peerId.length !== 20) throw new UsageError('peer id must be 20 bytes');
+  if (options.infoHash.length !== 20) throw new UsageError('info hash must be 20 bytes');
+  if (options.pieceHashes.length !== options.geometry.pieceCount) {
+    throw new UsageError(
+      `expected ${options.geometry.pieceCount} piece hashes, got ${options.pieceHashes.length}`,
+    );
+  }
 }
