@@ -71,3 +71,12 @@ export type Message =
   | { readonly type: 'extended'; readonly extendedId: number; readonly payload: Uint8Array };
 
 export type MessageType = Message['type'];
+
+/** Bytes of the length prefix in front of every frame. */
+export const LENGTH_PREFIX_BYTES = 4;
+/** A whole frame including its 4-byte length prefix: a piece message carrying a 16 KiB block. */
+export const MAX_FRAME_BYTES = BLOCK_LENGTH_BYTES + 13;
+/** Cap on the `payload` of a BEP 10 message (the bytes after the extended id). */
+export const MAX_EXTENDED_PAYLOAD_BYTES = 64 * 1024;
+/** The protocol name as it appears on the wire, one byte per char. */
+export const PROTOCOL_BYTES = Uint8Array.from(PROTOCOL_NAME, (c) => c.charCodeAt(0));
