@@ -10,8 +10,11 @@
  * then let go). Copy them before mutating or reusing the input buffer.
  */
 import {
+  BLOCK_ADDRESS_MESSAGE_IDS,
   BLOCK_LENGTH_BYTES,
   HANDSHAKE_LENGTH_BYTES,
+  ID_ONLY_MESSAGE_IDS,
+  INDEX_MESSAGE_IDS,
   LENGTH_PREFIX_BYTES,
   MAX_EXTENDED_PAYLOAD_BYTES,
   type Message,
@@ -50,29 +53,20 @@ export function encodeMessage(m: Message): Uint8Array {
     case 'keep-alive':
       return new Uint8Array(LENGTH_PREFIX_BYTES);
     case 'choke':
-      return idOnly(MessageId.choke);
     case 'unchoke':
-      return idOnly(MessageId.unchoke);
     case 'interested':
-      return idOnly(MessageId.interested);
     case 'not-interested':
-      return idOnly(MessageId.notInterested);
     case 'have-all':
-      return idOnly(MessageId.haveAll);
     case 'have-none':
-      return idOnly(MessageId.haveNone);
+      return idOnly(ID_ONLY_MESSAGE_IDS[m.type]);
     case 'have':
-      return withIndex(MessageId.have, m.index);
     case 'suggest':
-      return withIndex(MessageId.suggest, m.index);
     case 'allowed-fast':
-      return withIndex(MessageId.allowedFast, m.index);
+      return withIndex(INDEX_MESSAGE_IDS[m.type], m.index);
     case 'request':
-      return withBlockAddress(MessageId.request, m.index, m.begin, m.length);
     case 'cancel':
-      return withBlockAddress(MessageId.cancel, m.index, m.begin, m.length);
     case 'reject':
-      return withBlockAddress(MessageId.reject, m.index, m.begin, m.length);
+      return withBlockAddress(BLOCK_ADDRESS_MESSAGE_IDS[m.type], m.index, m.begin, m.length);
     case 'bitfield': {
       const out = frame(MessageId.bitfield, m.bits.length);
       out.set(m.bits, 5);

@@ -343,21 +343,12 @@ export class Engine {
         this.onExtended(conn, message.extendedId, message.payload);
         return;
       case 'choke':
-        conn.peerChoking = true;
-        // Without BEP 6 a choke silently drops our requests; with it, rejects will follow.
-        if (!conn.fastExtension) this.rooms.pipeline.drop(conn);
-        return;
       case 'unchoke':
-        conn.peerChoking = false;
-        this.rooms.scheduler.fill(conn);
+        this.onPeerChoke(conn, message.type === 'choke');
         return;
       case 'interested':
-        conn.peerInterested = true;
-        this.rooms.choking.offerSlot(conn);
-        return;
       case 'not-interested':
-        conn.peerInterested = false;
-        this.rooms.choking.notInterested(conn);
+        this.onPeerInterest(conn, message.type === 'interested');
         return;
       case 'have':
       case 'bitfield':
@@ -382,6 +373,19 @@ export class Engine {
         this.onAllowedFast(conn, message.index);
         return;
     }
+  }
+
+  private onPeerChoke(conn: Connection, choking: boolean): void {
+    conn.peerChoking = choking;
+    // Without BEP 6 a choke silently drops our requests; with it, rejects will follow.
+    if (!choking) this.rooms.scheduler.fill(conn);
+    else if (!conn.fastExtension) this.rooms.pipeline.drop(conn);
+  }
+
+  private onPeerInterest(conn: Connection, interested: boolean): void {
+    conn.peerInterested = interested;
+    if (interested) this.rooms.choking.offerSlot(conn);
+    else this.rooms.choking.notInterested(conn);
   }
 
   /** BEP 10 / BEP 9 (extension.ts): handshakes are recorded, metadata requests answered. */

@@ -2,14 +2,13 @@
  * What must hold in the engine at every step, checked on request (the simulator's checker): the
  * limits on requests and reads, and, deeply, that nothing advertised is unheld.
  */
-import type { Bitfield } from './bitfield.ts';
-import type { Connection, ConnectionId } from './connection.ts';
+import type { Connection } from './connection.ts';
 import type { EngineLimits } from './limits.ts';
+import type { SharedRecords } from './rooms.ts';
 
-export interface InvariantRooms {
+export interface InvariantRooms extends Pick<SharedRecords, 'have' | 'connections'> {
   readonly limits: EngineLimits;
-  readonly have: Bitfield;
-  readonly connections: ReadonlyMap<ConnectionId, Connection>;
+  /** Chunks under way. */
   readonly downloading: Iterable<number>;
   readonly readsInFlight: number;
 }

@@ -23,6 +23,30 @@ export const MessageId = {
   extended: 20,
 } as const;
 
+/** The messages that are an id alone, by type. */
+export const ID_ONLY_MESSAGE_IDS = {
+  choke: MessageId.choke,
+  unchoke: MessageId.unchoke,
+  interested: MessageId.interested,
+  'not-interested': MessageId.notInterested,
+  'have-all': MessageId.haveAll,
+  'have-none': MessageId.haveNone,
+} as const;
+
+/** The messages that carry one chunk index, by type. */
+export const INDEX_MESSAGE_IDS = {
+  have: MessageId.have,
+  suggest: MessageId.suggest,
+  'allowed-fast': MessageId.allowedFast,
+} as const;
+
+/** The messages that carry a block address (index, begin, length), by type. */
+export const BLOCK_ADDRESS_MESSAGE_IDS = {
+  request: MessageId.request,
+  cancel: MessageId.cancel,
+  reject: MessageId.reject,
+} as const;
+
 export const PROTOCOL_NAME = 'BitTorrent protocol';
 /** 1 + 19 + 8 + 20 + 20 bytes. */
 export const HANDSHAKE_LENGTH_BYTES = 68;

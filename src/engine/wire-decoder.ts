@@ -14,6 +14,7 @@ import {
   BLOCK_LENGTH_BYTES,
   HANDSHAKE_LENGTH_BYTES,
   type Handshake,
+  ID_ONLY_MESSAGE_IDS,
   MAX_EXTENDED_PAYLOAD_BYTES,
   MAX_FRAME_BYTES,
   type Message,
@@ -46,15 +47,10 @@ const EMPTY = new Uint8Array(0);
 
 // Payload-free messages are immutable, so every decode can share one object.
 const KEEP_ALIVE: Message = Object.freeze({ type: 'keep-alive' });
-/** The messages that are an id alone, by id. */
-const ID_ONLY_EVENTS: ReadonlyMap<number, Message> = new Map<number, Message>([
-  [MessageId.choke, Object.freeze({ type: 'choke' })],
-  [MessageId.unchoke, Object.freeze({ type: 'unchoke' })],
-  [MessageId.interested, Object.freeze({ type: 'interested' })],
-  [MessageId.notInterested, Object.freeze({ type: 'not-interested' })],
-  [MessageId.haveAll, Object.freeze({ type: 'have-all' })],
-  [MessageId.haveNone, Object.freeze({ type: 'have-none' })],
-]);
+/** The messages that are an id alone, by id; immutable, so every decode shares one object each. */
+const ID_ONLY_EVENTS: ReadonlyMap<number, Message> = new Map(
+  Object.entries(ID_ONLY_MESSAGE_IDS).map(([type, id]) => [id, Object.freeze({ type }) as Message]),
+);
 
 function readUint32(bytes: Uint8Array, offset: number): number {
   // Multiply rather than shift the top byte: `<< 24` would go negative.
