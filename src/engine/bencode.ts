@@ -292,26 +292,9 @@ function decodeAt(
       pos++;
       value = frame.kind === 'list' ? frame.items : frame.map;
     } else if (frame?.kind === 'dict' && frame.key === undefined) {
-      if (byte < CHAR_0 || byte > CHAR_9) {
-        return fail('bad-bencode', `dictionary key must be a byte string, found ${describeByte(byte)}`, pos);
-      }
-      const keyStart = pos;
-      const parsed = parseString(bytes, pos);
-      if (!parsed.ok) return parsed;
-      const key = latin1String(parsed.value);
-      if (frame.previousKey !== undefined && key <= frame.previousKey) {
-        return fail(
-          'bad-bencode',
-          key === frame.previousKey
-            ? `duplicate dictionary key ${JSON.stringify(key)}`
-            : `dictionary key ${JSON.stringify(key)} is out of order (keys must be sorted by raw bytes)`,
-          keyStart,
-        );
-      }
-      frame.key = key;
-      frame.previousKey = key;
-      pos = parsed.end;
-      frame.valueStart = pos;
+      const read = readKey(bytes, pos, frame);
+      if (!read.ok) return read;
+      pos = read.value;
       continue;
     } else {
       items++;
@@ -343,18 +326,53 @@ function decodeAt(
     }
 
     // `value` is complete and ends at `pos`: attach it to its parent, or finish.
-    const parent = stack[stack.length - 1];
-    if (parent === undefined) return { ok: true, value, end: pos };
-    if (parent.kind === 'list') {
-      parent.items.push(value);
-    } else {
-      const key = parent.key as string;
-      parent.map.set(key, value);
-      if (topSpans !== undefined && stack.length === 1)
-        topSpans.set(key, { start: parent.valueStart, end: pos });
-      parent.key = undefined;
-    }
+    if (stack.length === 0) return { ok: true, value, end: pos };
+    attach(stack, value, pos, topSpans);
   }
+}
+
+type DictFrame = Extract<Frame, { kind: 'dict' }>;
+
+/** Reads a dictionary key at `pos` into `frame`, checking the raw-byte order; returns where it ends. */
+function readKey(bytes: Uint8Array, pos: number, frame: DictFrame): Parsed<number> {
+  const byte = bytes[pos] as number;
+  if (byte < CHAR_0 || byte > CHAR_9) {
+    return fail('bad-bencode', `dictionary key must be a byte string, found ${describeByte(byte)}`, pos);
+  }
+  const parsed = parseString(bytes, pos);
+  if (!parsed.ok) return parsed;
+  const key = latin1String(parsed.value);
+  if (frame.previousKey !== undefined && key <= frame.previousKey) {
+    return fail(
+      'bad-bencode',
+      key === frame.previousKey
+        ? `duplicate dictionary key ${JSON.stringify(key)}`
+        : `dictionary key ${JSON.stringify(key)} is out of order (keys must be sorted by raw bytes)`,
+      pos,
+    );
+  }
+  frame.key = key;
+  frame.previousKey = key;
+  frame.valueStart = parsed.end;
+  return { ok: true, value: parsed.end, end: parsed.end };
+}
+
+/** Attaches a complete value ending at `end` to the innermost list or dictionary on `stack`. */
+function attach(
+  stack: Frame[],
+  value: BencodeValue,
+  end: number,
+  topSpans: Map<string, ByteSpan> | undefined,
+): void {
+  const parent = stack[stack.length - 1] as Frame;
+  if (parent.kind === 'list') {
+    parent.items.push(value);
+    return;
+  }
+  const key = parent.key as string;
+  parent.map.set(key, value);
+  if (topSpans !== undefined && stack.length === 1) topSpans.set(key, { start: parent.valueStart, end });
+  parent.key = undefined;
 }
 
 type Parsed<T> =

@@ -17,3 +17,13 @@ export function toHex(bytes: Uint8Array): string {
   for (const byte of bytes) out += HEX[byte >> 4] + (HEX[byte & 15] as string);
   return out;
 }
+
+/** Orders byte strings lexicographically, a shorter prefix first: a total order. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const difference = (a[i] as number) - (b[i] as number);
+    if (difference !== 0) return difference;
+  }
+  return a.length - b.length;
+}

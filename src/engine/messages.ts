@@ -23,6 +23,30 @@ export const MessageId = {
   extended: 20,
 } as const;
 
+/** The messages that are an id alone, by type. */
+export const ID_ONLY_MESSAGE_IDS = {
+  choke: MessageId.choke,
+  unchoke: MessageId.unchoke,
+  interested: MessageId.interested,
+  'not-interested': MessageId.notInterested,
+  'have-all': MessageId.haveAll,
+  'have-none': MessageId.haveNone,
+} as const;
+
+/** The messages that carry one chunk index, by type. */
+export const INDEX_MESSAGE_IDS = {
+  have: MessageId.have,
+  suggest: MessageId.suggest,
+  'allowed-fast': MessageId.allowedFast,
+} as const;
+
+/** The messages that carry a block address (index, begin, length), by type. */
+export const BLOCK_ADDRESS_MESSAGE_IDS = {
+  request: MessageId.request,
+  cancel: MessageId.cancel,
+  reject: MessageId.reject,
+} as const;
+
 export const PROTOCOL_NAME = 'BitTorrent protocol';
 /** 1 + 19 + 8 + 20 + 20 bytes. */
 export const HANDSHAKE_LENGTH_BYTES = 68;
@@ -71,3 +95,12 @@ export type Message =
   | { readonly type: 'extended'; readonly extendedId: number; readonly payload: Uint8Array };
 
 export type MessageType = Message['type'];
+
+/** Bytes of the length prefix in front of every frame. */
+export const LENGTH_PREFIX_BYTES = 4;
+/** A whole frame including its 4-byte length prefix: a piece message carrying a 16 KiB block. */
+export const MAX_FRAME_BYTES = BLOCK_LENGTH_BYTES + 13;
+/** Cap on the `payload` of a BEP 10 message (the bytes after the extended id). */
+export const MAX_EXTENDED_PAYLOAD_BYTES = 64 * 1024;
+/** The protocol name as it appears on the wire, one byte per char. */
+export const PROTOCOL_BYTES = Uint8Array.from(PROTOCOL_NAME, (c) => c.charCodeAt(0));

@@ -144,24 +144,62 @@ export function parseTorrent(
   if (info === undefined || infoSpan === undefined)
     return fail('missing-field', 'no info dictionary', 'info');
   if (!(info instanceof Map)) return fail('bad-field', 'info must be a dictionary', 'info');
+  const announce = readAnnounce(top);
+  if (!announce.ok) return announce;
+  const unsupported = checkSupported(info);
+  if (unsupported !== undefined) return { ok: false, error: unsupported };
+  const name = readName(info);
+  if (!name.ok) return name;
+  const sizes = readSizes(info);
+  if (!sizes.ok) return sizes;
+  const { totalLengthBytes, pieceLengthBytes, pieceHashes } = sizes.value;
+  const metainfo: Metainfo = {
+    name: name.value,
+    totalLengthBytes,
+    pieceLengthBytes,
+    pieceHashes,
+    infoHash: sha1(bytes.subarray(infoSpan.start, infoSpan.end)),
+    ...(announce.value !== undefined ? { announce: announce.value } : {}),
+    geometry: { pieceCount: pieceHashes.length, pieceLengthBytes, totalLengthBytes },
+  };
+  return { ok: true, metainfo };
+}
 
-  let announce: string | undefined;
+/** One field read from a .torrent, or why it was refused. */
+type Field<T> = { readonly ok: true; readonly value: T } | Refusal;
+type Refusal = { readonly ok: false; readonly error: MetainfoError };
+
+/** The tracker's URL; an empty string counts as none. */
+function readAnnounce(top: BencodeDictionary): Field<string | undefined> {
   const announceValue = top.get('announce');
-  if (announceValue !== undefined) {
-    if (!(announceValue instanceof Uint8Array))
-      return fail('bad-field', 'announce must be a string', 'announce');
-    const text = decodeUtf8(announceValue);
-    if (text === undefined) return fail('bad-field', 'announce is not valid UTF-8', 'announce');
-    if (text !== '') announce = text;
-  }
+  if (announceValue === undefined) return { ok: true, value: undefined };
+  if (!(announceValue instanceof Uint8Array))
+    return fail('bad-field', 'announce must be a string', 'announce');
+  const text = decodeUtf8(announceValue);
+  if (text === undefined) return fail('bad-field', 'announce is not valid UTF-8', 'announce');
+  return { ok: true, value: text === '' ? undefined : text };
+}
 
+/** Multi-file and v2-only torrents are refused: we serve one file, hashed the v1 way. */
+function checkSupported(info: BencodeDictionary): MetainfoError | undefined {
   if (info.has('files')) {
-    return fail('unsupported', 'multi-file torrents are not supported (info has files)', 'info.files');
+    return {
+      code: 'unsupported',
+      message: 'multi-file torrents are not supported (info has files)',
+      field: 'info.files',
+    };
   }
   if (!info.has('pieces') && (info.has('file tree') || info.has('meta version'))) {
-    return fail('unsupported', 'BitTorrent v2-only torrents are not supported', 'info.meta version');
+    return {
+      code: 'unsupported',
+      message: 'BitTorrent v2-only torrents are not supported',
+      field: 'info.meta version',
+    };
   }
+  return undefined;
+}
 
+function readName(info: BencodeDictionary): Field<string> {
   const nameValue = info.get('name');
   if (nameValue === undefined) return fail('missing-field', 'info has no name', 'info.name');
   if (!(nameValue instanceof Uint8Array)) return fail('bad-field', 'name must be a string', 'info.name');
@@ -169,7 +207,17 @@ export function parseTorrent(
   if (name === undefined) return fail('unsafe-name', 'name is not valid UTF-8', 'info.name');
   const nameProblem = checkName(name, nameValue.length);
   if (nameProblem !== undefined) return { ok: false, error: nameProblem };
+  return { ok: true, value: name };
+}
 
+interface Sizes {
+  readonly totalLengthBytes: number;
+  readonly pieceLengthBytes: number;
+  readonly pieceHashes: Uint8Array[];
+}
+
+/** `length`, `piece length` and `pieces`, checked against each other. */
+function readSizes(info: BencodeDictionary): Field<Sizes> {
   const lengthValue = info.get('length');
   if (lengthValue === undefined) return fail('missing-field', 'info has no length', 'info.length');
   if (typeof lengthValue !== 'number') return fail('bad-field', 'length must be an integer', 'info.length');
@@ -181,29 +229,20 @@ export function parseTorrent(
   }
   const lengthProblem = checkLengths(lengthValue, pieceLengthValue);
   if (lengthProblem !== undefined) return { ok: false, error: lengthProblem };
-
   const piecesValue = info.get('pieces');
   if (piecesValue === undefined) return fail('missing-field', 'info has no pieces', 'info.pieces');
   if (!(piecesValue instanceof Uint8Array))
     return fail('bad-field', 'pieces must be a string', 'info.pieces');
   const piecesProblem = checkPieceCount(piecesValue.length, lengthValue, pieceLengthValue);
   if (piecesProblem !== undefined) return { ok: false, error: piecesProblem };
-
-  const pieceHashes = splitPieces(piecesValue);
-  const metainfo: Metainfo = {
-    name,
-    totalLengthBytes: lengthValue,
-    pieceLengthBytes: pieceLengthValue,
-    pieceHashes,
-    infoHash: sha1(bytes.subarray(infoSpan.start, infoSpan.end)),
-    ...(announce !== undefined ? { announce } : {}),
-    geometry: {
-      pieceCount: pieceHashes.length,
-      pieceLengthBytes: pieceLengthValue,
+  return {
+    ok: true,
+    value: {
       totalLengthBytes: lengthValue,
+      pieceLengthBytes: pieceLengthValue,
+      pieceHashes: splitPieces(piecesValue),
     },
   };
-  return { ok: true, metainfo };
 }
 
 /** `magnet:?xt=urn:btih:<hex info hash>&dn=<name>[&tr=<announce>]` (BEP 9), percent-encoded as UTF-8. */
@@ -242,29 +281,37 @@ function checkName(name: string, byteLength: number): MetainfoError | undefined 
 }
 
 function checkLengths(totalLengthBytes: number, pieceLengthBytes: number): MetainfoError | undefined {
-  if (
-    !Number.isSafeInteger(totalLengthBytes) ||
-    totalLengthBytes < 1 ||
-    totalLengthBytes > MAXIMUM_TORRENT_LENGTH_BYTES
-  ) {
-    return {
-      code: 'bad-length',
-      message: `length must be an integer from 1 to 2^50 bytes (got ${totalLengthBytes})`,
-      field: 'info.length',
-    };
-  }
-  if (
-    !Number.isSafeInteger(pieceLengthBytes) ||
-    pieceLengthBytes < 1 ||
-    pieceLengthBytes > MAXIMUM_CHUNK_SIZE_BYTES
-  ) {
-    return {
-      code: 'bad-piece-length',
-      message: `piece length must be an integer from 1 to ${MAXIMUM_CHUNK_SIZE_BYTES} bytes (got ${pieceLengthBytes})`,
-      field: 'info.piece length',
-    };
-  }
-  return undefined;
+  return (
+    checkRange(
+      totalLengthBytes,
+      MAXIMUM_TORRENT_LENGTH_BYTES,
+      '2^50',
+      'bad-length',
+      'length',
+      'info.length',
+    ) ??
+    checkRange(
+      pieceLengthBytes,
+      MAXIMUM_CHUNK_SIZE_BYTES,
+      `${MAXIMUM_CHUNK_SIZE_BYTES}`,
+      'bad-piece-length',
+      'piece length',
+      'info.piece length',
+    )
+  );
+}
+
+/** A byte count must be a safe integer from 1 to `maximum` (written `maximumText` in the message). */
+function checkRange(
+  value: number,
+  maximum: number,
+  maximumText: string,
+  code: MetainfoErrorCode,
+  name: string,
+  field: string,
+): MetainfoError | undefined {
+  if (Number.isSafeInteger(value) && value >= 1 && value <= maximum) return undefined;
+  return { code, message: `${name} must be an integer from 1 to ${maximumText} bytes (got ${value})`, field };
 }
 
 /** Checks a `pieces` string of `piecesBytes` bytes against lengths already known to be valid. */
@@ -352,6 +399,6 @@ function percentEncode(text: string): string {
   return out;
 }
 
-function fail(code: MetainfoErrorCode, message: string, field?: string): ParseTorrentResult {
+function fail(code: MetainfoErrorCode, message: string, field?: string): Refusal {
   return { ok: false, error: field === undefined ? { code, message } : { code, message, field } };
 }

@@ -1,0 +1,134 @@
+/**
+ * Chunks under way: one buffer per chunk, filled block by block from whoever sent each block, with
+ * a record of who was asked for what (for endgame duplicates) and who sent what (for the smart ban).
+ */
+import { chunkLength, type Geometry } from './chunking.ts';
+import type { Connection, ConnectionId } from './connection.ts';
+import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
+
+/** Where each block of a chunk under way stands. */
+export const BlockState = { missing: 0, requested: 1, received: 2 } as const;
+
+export interface ChunkDownload {
+  readonly index: number;
+  readonly lengthBytes: number;
+  readonly buffer: Uint8Array;
+  /** Per block, a `BlockState`. */
+  readonly blockState: Uint8Array;
+  blocksReceived: number;
+  /** Peers that contributed a block, blamed together if the chunk fails verification. */
+  readonly contributors: Set<ConnectionId>;
+  /** Connections each block has been requested from (more than one only in endgame). */
+  readonly requestedFrom: Map<number, Set<ConnectionId>>;
+  /** The connection that started it: the only sender of a chunk that once failed verification. */
+  startedBy: ConnectionId;
+  /** Who sent each block (a peer label), for the smart ban. */
+  readonly blockSenders: (string | undefined)[];
+  lastSource: string;
+  lastSourceIsOwner: boolean;
+  /** Connections whose first request for it is already in the activity log (logged once each). */
+  readonly requestLoggedTo: Set<ConnectionId>;
+  /** The sender it was taken over from, and when (see the scheduler): not asked again for a while. */
+  takenOverFrom: ConnectionId | undefined;
+  takenOverAtMs: number;
+}
+
+export class ChunkAssembly {
+  /** Chunks under way, in the order they were started (the scheduler finishes them in that order). */
+  readonly downloads = new Map<number, ChunkDownload>();
+
+  constructor(
+    private readonly geometry: Geometry,
+    private readonly allocateChunk: ((lengthBytes: number) => Uint8Array) | undefined,
+  ) {}
+
+  start(index: number, conn: Connection): ChunkDownload {
+    const lengthBytes = chunkLength(this.geometry, index);
+    const download: ChunkDownload = {
+      index,
+      lengthBytes,
+      buffer: this.allocateChunk?.(lengthBytes) ?? new Uint8Array(lengthBytes),
+      blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
+      blocksReceived: 0,
+      contributors: new Set(),
+      requestedFrom: new Map(),
+      startedBy: conn.id,
+      blockSenders: [],
+      lastSource: conn.label,
+      lastSourceIsOwner: conn.isOwner,
+      requestLoggedTo: new Set(),
+      takenOverFrom: undefined,
+      takenOverAtMs: 0,
+    };
+    this.downloads.set(index, download);
+    return download;
+  }
+
+  /** Forgets every block received or asked for: the chunk starts again with `conn` as its sender. */
+  reset(download: ChunkDownload, conn: Connection): void {
+    download.blockState.fill(BlockState.missing);
+    download.blocksReceived = 0;
+    download.contributors.clear();
+    download.requestedFrom.clear();
+    download.blockSenders.length = 0;
+    download.startedBy = conn.id;
+  }
+
+  /** Records that block `block` of `download` is asked of `conn`. */
+  markRequested(download: ChunkDownload, block: number, conn: Connection): void {
+    download.blockState[block] = BlockState.requested;
+    let from = download.requestedFrom.get(block);
+    if (from === undefined) {
+      from = new Set();
+      download.requestedFrom.set(block, from);
+    }
+    from.add(conn.id);
+  }
+
+  /** A request to `conn` is withdrawn: the block is missing again unless someone else was asked too. */
+  release(conn: Connection, request: BlockAddress): void {
+    const download = this.downloads.get(request.index);
+    if (download === undefined) return;
+    const block = request.begin / BLOCK_LENGTH_BYTES;
+    const from = download.requestedFrom.get(block);
+    from?.delete(conn.id);
+    if (download.blockState[block] === BlockState.requested && (from === undefined || from.size === 0))
+      download.blockState[block] = BlockState.missing;
+  }
+
+  /**
+   * Copies a block `conn` sent into its chunk. Returns the connections that were asked for the same
+   * block too (endgame), or undefined when the block was already in (their requests stand).
+   */
+  store(
+    download: ChunkDownload,
+    conn: Connection,
+    begin: number,
+    block: Uint8Array,
+  ): Set<ConnectionId> | undefined {
+    const blockIndex = begin / BLOCK_LENGTH_BYTES;
+    const others = download.requestedFrom.get(blockIndex);
+    download.requestedFrom.delete(blockIndex);
+    if (download.blockState[blockIndex] === BlockState.received) return undefined;
+    download.buffer.set(block, begin);
+    download.blockState[blockIndex] = BlockState.received;
+    download.blocksReceived++;
+    download.blockSenders[blockIndex] = conn.label;
+    download.contributors.add(conn.id);
+    download.lastSource = conn.label;
+    download.lastSourceIsOwner = conn.isOwner;
+    return others ?? new Set();
+  }
+
+  isComplete(download: ChunkDownload): boolean {
+    return download.blocksReceived === download.blockState.length;
+  }
+
+  /** Blocks not yet received, over every chunk under way. */
+  missingBlocks(): number {
+    let missing = 0;
+    for (const download of this.downloads.values())
+      missing += download.blockState.length - download.blocksReceived;
+    return missing;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The request pipeline: the blocks we have asked each peer for, kept at a depth sized by the rate
+ * the peer delivers at, withdrawn (cancelled) when they time out, are taken elsewhere, or arrive
+ * from someone else first.
+ */
+import type { ChunkAssembly, ChunkDownload } from './chunk-assembly.ts';
+import { blockKey, type Connection, type ConnectionId } from './connection.ts';
+import type { Clock, Outbox } from './effects.ts';
+import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
+import type { EngineSettings } from './options.ts';
+
+/** Moving averages weigh the old rate this many times the new sample (out of one more). */
+const RATE_HISTORY_WEIGHT = 3;
+/** Requests kept in flight beyond what the rate asks for, so a gap between rounds is covered. */
+const EXTRA_REQUESTS = 2;
+
+export class RequestPipeline {
+  constructor(
+    private readonly settings: EngineSettings,
+    private readonly clock: Clock,
+    private readonly connections: ReadonlyMap<ConnectionId, Connection>,
+    private readonly assembly: ChunkAssembly,
+    private readonly outbox: Outbox,
+  ) {}
+
+  /** How many requests to keep in flight to `conn`: enough for `requestQueueMs` at its rate. */
+  limit(conn: Connection): number {
+    const limits = this.settings.limits;
+    const byRate =
+      Math.ceil((conn.downloadBytesPerSecond * limits.requestQueueMs) / 1000 / BLOCK_LENGTH_BYTES) +
+      EXTRA_REQUESTS;
+    return Math.min(
+      limits.maxOutstandingRequestsPerPeer,
+      Math.max(this.settings.minOutstandingRequests, byRate),
+    );
+  }
+
+  request(conn: Connection, download: ChunkDownload, block: number): void {
+    const begin = block * BLOCK_LENGTH_BYTES;
+    const length = Math.min(BLOCK_LENGTH_BYTES, download.lengthBytes - begin);
+    this.assembly.markRequested(download, block, conn);
+    conn.outstanding.set(blockKey(download.index, begin), {
+      index: download.index,
+      begin,
+      length,
+      sentAtMs: this.clock.nowMs,
+    });
+    if (!download.requestLoggedTo.has(conn.id)) {
+      download.requestLoggedTo.add(conn.id);
+      this.outbox.activity({ kind: 'request-sent', chunk: download.index, to: conn.label });
+    }
+    this.outbox.send(conn, { type: 'request', index: download.index, begin, length });
+  }
+
+  /** The block arrived from `conn`: returns whether we had asked it for exactly this block. */
+  received(conn: Connection, index: number, begin: number, lengthBytes: number): boolean {
+    const key = blockKey(index, begin);
+    const request = conn.outstanding.get(key);
+    // A block we did not ask this peer for (or already cancelled) is ignored: cancels race.
+    if (request === undefined || request.length !== lengthBytes) return false;
+    conn.outstanding.delete(key);
+    return true;
+  }
+
+  /** Endgame duplicates: everyone else asked for this block is told to forget it. */
+  cancelDuplicates(sender: Connection, others: Iterable<ConnectionId>, index: number, begin: number): void {
+    const key = blockKey(index, begin);
+    for (const otherId of others) {
+      if (otherId === sender.id) continue;
+      const other = this.connections.get(otherId);
+      const duplicate = other?.outstanding.get(key);
+      if (other !== undefined && duplicate !== undefined) {
+        other.outstanding.delete(key);
+        this.outbox.send(other, { type: 'cancel', index, begin, length: duplicate.length });
+      }
+    }
+  }
+
+  /** BEP 6: the peer will not send a block we asked for; returns whether it was ours to release. */
+  rejected(conn: Connection, reject: BlockAddress): boolean {
+    const key = blockKey(reject.index, reject.begin);
+    const request = conn.outstanding.get(key);
+    if (request === undefined || request.length !== reject.length) return false;
+    conn.outstanding.delete(key);
+    this.assembly.release(conn, request);
+    return true;
+  }
+
+  /** Withdraws every request still outstanding for chunk `index`, on every connection. */
+  cancelChunk(index: number): void {
+    for (const conn of this.connections.values()) this.cancel(conn, index, false);
+  }
+
+  /** Withdraws the requests for chunk `index` on `conn`; with `release`, others may be asked instead. */
+  cancel(conn: Connection, index: number, release: boolean): void {
+    for (const [key, request] of conn.outstanding) {
+      if (request.index !== index) continue;
+      conn.outstanding.delete(key);
+      if (release) this.assembly.release(conn, request);
+      this.outbox.send(conn, { type: 'cancel', index, begin: request.begin, length: request.length });
+    }
+  }
+
+  /** Returns a closed or choked peer's outstanding blocks to the pool. */
+  drop(conn: Connection): void {
+    for (const request of conn.outstanding.values()) this.assembly.release(conn, request);
+    conn.outstanding.clear();
+  }
+
+  /** Cancels requests to `conn` older than `requestTimeoutMs`; returns whether any expired. */
+  expire(conn: Connection): boolean {
+    let expired = false;
+    for (const [key, request] of conn.outstanding) {
+      if (this.clock.nowMs - request.sentAtMs < this.settings.limits.requestTimeoutMs) continue;
+      conn.outstanding.delete(key);
+      this.assembly.release(conn, request);
+      this.outbox.send(conn, {
+        type: 'cancel',
+        index: request.index,
+        begin: request.begin,
+        length: request.length,
+      });
+      expired = true;
+    }
+    return expired;
+  }
+
+  /** Folds the bytes received since the last sample into the peer's moving-average rate. */
+  sampleRate(conn: Connection): void {
+    const elapsedMs = this.clock.nowMs - conn.lastSampleAtMs;
+    if (elapsedMs < this.settings.limits.tickMs) return;
+    const sample = Math.floor((conn.receivedSinceSampleBytes * 1000) / elapsedMs);
+    conn.downloadBytesPerSecond =
+      conn.downloadBytesPerSecond === 0
+        ? sample
+        : Math.floor(
+            (conn.downloadBytesPerSecond * RATE_HISTORY_WEIGHT + sample) / (RATE_HISTORY_WEIGHT + 1),
+          );
+    conn.receivedSinceSampleBytes = 0;
+    conn.lastSampleAtMs = this.clock.nowMs;
+  }
+
+  /** Blocks asked for over all connections, plus chunks still being written. */
+  outstandingCount(writing: number): number {
+    let total = writing;
+    for (const conn of this.connections.values()) total += conn.outstanding.size;
+    return total;
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * Serving: requests from peers wait in their queue, and a few block reads at a time are asked of the
+ * driver, so the engine, not the socket buffers, decides the upload order (see `compareUploads`).
+ * Bad requests are refused (a BEP 6 reject) and counted; past the limits the peer is closed.
+ */
+import type { Bitfield } from './bitfield.ts';
+import type { Choking } from './choking.ts';
+import { chunkLength } from './chunking.ts';
+import { encodePieceHeader } from './codec.ts';
+import { blockKey, type Connection, type ConnectionId, type QueuedRequest } from './connection.ts';
+import type { Outbox } from './effects.ts';
+import type { CloseReason } from './errors.ts';
+import { MAX_COPIES_COUNTED, MAX_SERVING_CHUNKS_PER_PEER } from './limits.ts';
+import type { BlockAddress } from './messages.ts';
+import type { EngineSettings } from './options.ts';
+
+/** What decides whose request is read next, for one connection's oldest queued request. */
+export interface UploadCandidate {
+  /** A chunk under way to this peer: finishing it first lets the peer share it sooner. */
+  readonly continues: boolean;
+  /** How often a super-seeding owner has begun sending the chunk (0 when it continues). */
+  readonly copies: number;
+  /** Chunks the peer holds: the one holding least goes first. */
+  readonly held: number;
+  /** Arrival order of the request across all peers; unique, so the order is total. */
+  readonly sequence: number;
+}
+
+/**
+ * The upload order: a chunk under way first; then, for a super-seeding owner, a chunk it has sent
+ * least often (a scarce owner sends every chunk once before any twice); then the peer holding least;
+ * then the oldest request.
+ */
+export function compareUploads(a: UploadCandidate, b: UploadCandidate): number {
+  if (a.continues !== b.continues) return a.continues ? -1 : 1;
+  return a.copies - b.copies || a.held - b.held || a.sequence - b.sequence;
+}
+
+export interface ServingStats {
+  bytesUp: number;
+}
+
+export class Serving {
+  /** Block reads asked of the driver and not yet answered, over all connections. */
+  private readsInFlightCount = 0;
+  private nextRequestSequence = 0;
+  /** Owner only: how many times it has begun sending each chunk (super-seeding sends each once first). */
+  private readonly copiesSent: Uint16Array;
+
+  constructor(
+    private readonly settings: EngineSettings,
+    private readonly have: Bitfield,
+    private readonly connections: ReadonlyMap<ConnectionId, Connection>,
+    private readonly choking: Choking,
+    private readonly outbox: Outbox,
+    private readonly stats: ServingStats,
+    private readonly close: (conn: Connection, reason: CloseReason) => void,
+    private readonly handsOutShares: boolean,
+  ) {
+    this.copiesSent = new Uint16Array(settings.role === 'owner' ? settings.geometry.pieceCount : 0);
+  }
+
+  get readsInFlight(): number {
+    return this.readsInFlightCount;
+  }
+
+  onRequest(conn: Connection, request: BlockAddress): void {
+    this.logFirstRequest(conn, request.index);
+    const limits = this.settings.limits;
+    if (!this.have.has(request.index)) {
+      conn.invalidRequests++;
+      if (conn.invalidRequests > limits.maxInvalidRequests) this.close(conn, { code: 'request-flood' });
+      else this.refuse(conn, request);
+      return;
+    }
+    if (conn.amChoking) {
+      this.refuse(conn, request);
+      return;
+    }
+    if (conn.queued.length >= limits.maxQueuedRequestsFromPeer) {
+      if (!conn.fastExtension) this.close(conn, { code: 'request-flood' });
+      else this.refuse(conn, request);
+      return;
+    }
+    const { index, begin, length } = request;
+    conn.queued.push({ index, begin, length, sequence: this.nextRequestSequence++ });
+    this.serveQueued();
+  }
+
+  onCancel(conn: Connection, request: BlockAddress): void {
+    const at = conn.queued.findIndex(
+      (queued) =>
+        queued.index === request.index && queued.begin === request.begin && queued.length === request.length,
+    );
+    if (at < 0) return; // A read already in flight is answered with the piece when it arrives.
+    conn.queued.splice(at, 1);
+    // BEP 6: a cancelled request is still answered, with a reject.
+    this.refuse(conn, request);
+  }
+
+  /** The driver read a block for `conn`; `bytes` undefined when the read failed. */
+  onBlockRead(conn: Connection, index: number, begin: number, bytes: Uint8Array | undefined): void {
+    const key = blockKey(index, begin);
+    const request = conn.readsInFlight.get(key);
+    if (request !== undefined) {
+      conn.readsInFlight.delete(key);
+      this.readsInFlightCount--;
+      if (bytes === undefined || bytes.length !== request.length || conn.amChoking)
+        this.refuse(conn, request);
+      else this.sendPiece(conn, request, bytes);
+    }
+    this.serveQueued();
+  }
+
+  /** Starts block reads, in upload order, while there is room. */
+  serveQueued(): void {
+    while (this.readsInFlightCount < this.settings.limits.maxReadsInFlight) {
+      const conn = this.nextUpload();
+      if (conn === undefined) return;
+      const request = conn.queued.shift() as QueuedRequest;
+      const key = blockKey(request.index, request.begin);
+      if (conn.readsInFlight.has(key)) continue;
+      conn.readsInFlight.set(key, request);
+      this.readsInFlightCount++;
+      if (this.handsOutShares && request.begin === 0) this.countCopy(request.index);
+      this.outbox.push({
+        kind: 'read-block',
+        connection: conn.id,
+        index: request.index,
+        begin: request.begin,
+        length: request.length,
+      });
+    }
+  }
+
+  /** The connection is gone: its reads may still come back from the driver; they no longer count. */
+  forget(conn: Connection): void {
+    this.readsInFlightCount -= conn.readsInFlight.size;
+    conn.readsInFlight.clear();
+    this.serveQueued();
+  }
+
+  /** The first request for a chunk in this round is logged; later blocks of it are not. */
+  private logFirstRequest(conn: Connection, index: number): void {
+    if (conn.serving.has(index)) return;
+    if (conn.serving.size >= MAX_SERVING_CHUNKS_PER_PEER) {
+      const oldest = conn.serving.keys().next().value as number;
+      conn.serving.delete(oldest);
+    }
+    conn.serving.set(index, 0);
+    this.outbox.activity({ kind: 'request-received', chunk: index, from: conn.label });
+  }
+
+  /** Without BEP 6 a refused request goes unanswered; with it, a reject answers it. */
+  private refuse(conn: Connection, request: BlockAddress): void {
+    if (conn.fastExtension) this.outbox.send(conn, { type: 'reject', ...request });
+  }
+
+  private countCopy(index: number): void {
+    this.copiesSent[index] = Math.min(MAX_COPIES_COUNTED, (this.copiesSent[index] as number) + 1);
+  }
+
+  /** The connection whose oldest request is read next (see `compareUploads`). */
+  private nextUpload(): Connection | undefined {
+    let best: Connection | undefined;
+    let bestCandidate: UploadCandidate | undefined;
+    for (const conn of this.connections.values()) {
+      const candidate = this.candidate(conn);
+      if (candidate === undefined) continue;
+      if (bestCandidate === undefined || compareUploads(candidate, bestCandidate) < 0) {
+        best = conn;
+        bestCandidate = candidate;
+      }
+    }
+    return best;
+  }
+
+  private candidate(conn: Connection): UploadCandidate | undefined {
+    const head = conn.queued[0];
+    if (head === undefined || conn.amChoking) return undefined;
+    if (conn.readsInFlight.size >= this.settings.limits.maxReadsInFlightPerPeer) return undefined;
+    const continues = (conn.serving.get(head.index) ?? 0) > 0;
+    return {
+      continues,
+      copies: continues ? 0 : (this.copiesSent[head.index] ?? 0),
+      held: conn.remoteHave.count,
+      sequence: head.sequence,
+    };
+  }
+
+  private sendPiece(conn: Connection, request: BlockAddress, block: Uint8Array): void {
+    this.outbox.sendBytes(conn, encodePieceHeader(request.index, request.begin, block.length));
+    this.outbox.sendBytes(conn, block);
+    this.stats.bytesUp += block.length;
+    conn.servedSinceUnchokeBytes += block.length;
+    const served = (conn.serving.get(request.index) ?? 0) + block.length;
+    const total = chunkLength(this.settings.geometry, request.index);
+    if (served >= total) {
+      conn.serving.delete(request.index);
+      this.outbox.activity({ kind: 'chunk-sent', chunk: request.index, to: conn.label, bytes: total });
+    } else if (conn.serving.has(request.index)) {
+      conn.serving.set(request.index, served);
+    }
+    this.choking.endTurnIfDue(conn);
+  }
+}
