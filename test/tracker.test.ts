@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type BencodeDictionary, decodeBencode, latin1Bytes } from '../src/engine/bencode.ts';
+import { nodeNameOf } from '../src/engine/peer-id.ts';
 import { Random } from '../src/engine/random.ts';
 import {
   ANNOUNCE_PARAMS,
@@ -14,7 +15,7 @@ import {
 } from '../src/transport/announce-query.ts';
 import { type AnnounceResult, DOWNLOAD_FROM_KEY } from '../src/transport/announce-response.ts';
 import { normaliseAddress } from '../src/transport/ip-address.ts';
-import { nodeNameOf, Tracker, type TrackerOptions } from '../src/transport/tracker.ts';
+import { Tracker, type TrackerOptions } from '../src/transport/tracker.ts';
 import {
   type AnnounceOutcome,
   type AnnounceRequest,

@@ -26,6 +26,7 @@ import {
   latin1String,
 } from '../engine/bencode.ts';
 import { bytesEqual, toHex } from '../engine/hash.ts';
+import { nodeNameOf } from '../engine/peer-id.ts';
 import {
   type AnnounceQuery,
   MAX_NUMWANT,
@@ -42,9 +43,6 @@ import {
 import { isLoopback, normaliseAddress } from './ip-address.ts';
 
 export const DEFAULT_MAX_PEERS = 10_000;
-
-const OUR_PREFIX = '-SW0100-';
-const NAME_SLOT_LENGTH = 8;
 
 export interface TrackerOptions {
   readonly infoHash: Uint8Array;
@@ -98,15 +96,6 @@ interface PeerRecord {
 
 // ---------------------------------------------------------------------------------------------------
 // Identity
-
-/** Our node name from a `-SW0100-` peer id ('.' padding stripped), or undefined for foreign ids. */
-export function nodeNameOf(peerId: Uint8Array): string | undefined {
-  if (peerId.length !== 20 || latin1String(peerId.subarray(0, OUR_PREFIX.length)) !== OUR_PREFIX)
-    return undefined;
-  const slot = latin1String(peerId.subarray(OUR_PREFIX.length, OUR_PREFIX.length + NAME_SLOT_LENGTH));
-  const name = slot.replace(/\.+$/, '');
-  return /^[A-Za-z0-9_-]+$/.test(name) ? name : undefined;
-}
 
 function slotKey(peerId: Uint8Array): { key: string; name: string | undefined } {
   const name = nodeNameOf(peerId);
