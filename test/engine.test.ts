@@ -215,6 +215,44 @@ test('a 12800-byte request inside a chunk (as Transmission sends) is served exac
   assert.equal([...header.bytes.subarray(0, 5)], [0, 0, 0x32, 0x09, 7]);
 });
 
+test('with BEP 6, a request for a chunk we lack and a cancelled queued request are answered with REJECT', () => {
+  const have = Bitfield.full(FILE.chunks.length);
+  have.clear(5);
+  const peer = new Harness(FILE).add('peer1', { role: 'peer', have, limits: { maxReadsInFlight: 1 } }).engine;
+  const fast = new Uint8Array(8);
+  fast[7] = 0x04;
+  const handshake = encodeHandshake({
+    reserved: fast,
+    infoHash: FILE.options.infoHash,
+    peerId: new TextEncoder().encode('-XX0001-abcdefghijkl'),
+  });
+  const effects = drive(
+    peer,
+    concatBytes([
+      handshake,
+      encodeMessage({ type: 'have-none' }),
+      encodeMessage({ type: 'interested' }),
+      encodeMessage({ type: 'request', index: 0, begin: 0, length: 16384 }),
+      encodeMessage({ type: 'request', index: 0, begin: 16384, length: 16384 }),
+      encodeMessage({ type: 'cancel', index: 0, begin: 16384, length: 16384 }),
+      encodeMessage({ type: 'request', index: 5, begin: 0, length: 16384 }),
+    ]),
+  );
+  const decoder = new WireDecoder(FILE.options.geometry, { expectHandshake: true });
+  const sent: Message[] = [];
+  for (const effect of effects) {
+    if (effect.kind !== 'send') continue;
+    for (const event of decoder.push(effect.bytes).events) if ('type' in event) sent.push(event as Message);
+  }
+  const answers = sent.filter(
+    (message) => message.type === 'reject' || message.type === 'cancel' || message.type === 'request',
+  );
+  assert.equal(answers, [
+    { type: 'reject', index: 0, begin: 16384, length: 16384 },
+    { type: 'reject', index: 5, begin: 0, length: 16384 },
+  ]);
+});
+
 test('a super-seeding owner starts a chunk it has never sent before one it has already sent', () => {
   // One block read at a time, so the owner must choose between two waiting requests.
   const owner = new Harness(FILE).add('owner', {

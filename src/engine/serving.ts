@@ -151,9 +151,13 @@ export class Serving {
     this.outbox.activity({ kind: 'request-received', chunk: index, from: conn.label });
   }
 
-  /** Without BEP 6 a refused request goes unanswered; with it, a reject answers it. */
+  /**
+   * Without BEP 6 a refused request goes unanswered; with it, a reject answers it. The address is
+   * copied field by field: `request` may be the incoming REQUEST or CANCEL message itself.
+   */
   private refuse(conn: Connection, request: BlockAddress): void {
-    if (conn.fastExtension) this.outbox.send(conn, { type: 'reject', ...request });
+    const { index, begin, length } = request;
+    if (conn.fastExtension) this.outbox.send(conn, { type: 'reject', index, begin, length });
   }
 
   private countCopy(index: number): void {
