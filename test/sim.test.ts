@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ACTIVITY_KINDS } from '../src/engine/activity.ts';
+import { ACTIVITY_KINDS, describeActivity } from '../src/engine/activity.ts';
 import { parseScenarioText, type Scenario } from '../src/sim/scenario.ts';
 import { runScenario } from '../src/sim/simulator.ts';
 
@@ -72,6 +72,36 @@ test('a run that cannot finish reports it instead of hanging', () => {
   const result = runScenario({ ...ring6, maxSimulatedMs: 100 });
   assert.ok(result.failure !== undefined);
   assert.is(result.failure?.kind, 'time-limit');
+});
+
+test('every chunk sent gets its line, also the parts of chunks others finished (ring6-overlap)', () => {
+  const scenario = load('scenarios/ring6-overlap.json');
+  const received: string[] = [];
+  const sent = new Set<string>();
+  let parts = 0;
+  runScenario(scenario, {
+    onActivity: (_atMs, node, event) => {
+      if (event.kind === 'chunk-received') received.push(`${event.from}>${node}:${event.chunk}`);
+      if (event.kind !== 'chunk-sent') return;
+      sent.add(`${node}>${event.to}:${event.chunk}`);
+      if (event.bytes < event.chunkBytes) parts++;
+    },
+  });
+  assert.ok(parts > 0, 'some chunks came from two senders');
+  assert.equal(
+    received.filter((receipt) => !sent.has(receipt)),
+    [],
+    'a receipt without a send line',
+  );
+});
+
+test('a receipt from the owner says "owner" once; from a foreign seeder, it is marked', () => {
+  const line = (from: string) =>
+    describeActivity({ kind: 'chunk-received', chunk: 3, from, bytes: 102400, fromOwner: true });
+  assert.is(line('owner'), 'received chunk 3 from owner (102400 bytes)');
+  assert.is(line('lt@127.0.0.1:6881'), 'received chunk 3 from lt@127.0.0.1:6881 (owner) (102400 bytes)');
+  const part = describeActivity({ kind: 'chunk-sent', chunk: 3, to: 'p2', bytes: 16384, chunkBytes: 102400 });
+  assert.is(part, 'sent chunk 3 to p2 (16384 of its 102400 bytes; others sent the rest)');
 });
 
 test.run();

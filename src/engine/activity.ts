@@ -12,7 +12,14 @@ export type ActivityEvent =
       readonly bytes: number;
       readonly fromOwner: boolean;
     }
-  | { readonly kind: 'chunk-sent'; readonly chunk: number; readonly to: string; readonly bytes: number }
+  | {
+      readonly kind: 'chunk-sent';
+      readonly chunk: number;
+      readonly to: string;
+      /** What we sent of it: all of `chunkBytes`, or a part when others sent the rest. */
+      readonly bytes: number;
+      readonly chunkBytes: number;
+    }
   | { readonly kind: 'list-received'; readonly from: string; readonly list: ListSummary }
   | { readonly kind: 'list-sent'; readonly to: string; readonly list: ListSummary }
   | { readonly kind: 'request-sent'; readonly chunk: number; readonly to: string }
@@ -54,10 +61,15 @@ function describeList(list: ListSummary): string {
 
 export function describeActivity(event: ActivityEvent): string {
   switch (event.kind) {
-    case 'chunk-received':
-      return `received chunk ${event.chunk} from ${event.from}${event.fromOwner ? ' (owner)' : ''} (${event.bytes} bytes)`;
+    case 'chunk-received': {
+      // The owner's own label already says so; a foreign seeder's does not.
+      const owner = event.fromOwner && event.from !== 'owner' ? ' (owner)' : '';
+      return `received chunk ${event.chunk} from ${event.from}${owner} (${event.bytes} bytes)`;
+    }
     case 'chunk-sent':
-      return `sent chunk ${event.chunk} to ${event.to} (${event.bytes} bytes)`;
+      return event.bytes >= event.chunkBytes
+        ? `sent chunk ${event.chunk} to ${event.to} (${event.bytes} bytes)`
+        : `sent chunk ${event.chunk} to ${event.to} (${event.bytes} of its ${event.chunkBytes} bytes; others sent the rest)`;
     case 'list-received':
       return `received chunk ID list from ${event.from}: ${describeList(event.list)}`;
     case 'list-sent':

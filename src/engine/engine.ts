@@ -351,6 +351,9 @@ export class Engine {
         this.onPeerInterest(conn, message.type === 'interested');
         return;
       case 'have':
+        this.rooms.serving.onRemoteHave(conn, message.index);
+        this.onList(conn, message);
+        return;
       case 'bitfield':
       case 'have-all':
       case 'have-none':

@@ -137,7 +137,22 @@ export class Serving {
   forget(conn: Connection): void {
     this.readsInFlightCount -= conn.readsInFlight.size;
     conn.readsInFlight.clear();
+    // What we sent it of chunks it had not finished is still sent: each part gets its line.
+    for (const index of [...conn.serving.keys()]) this.onRemoteHave(conn, index);
     this.serveQueued();
+  }
+
+  /**
+   * The peer now holds `index` (or is gone). If we sent it only part of that chunk (others sent the
+   * rest), the part is logged as sent now: every chunk we send, whole or not, gets its line.
+   */
+  onRemoteHave(conn: Connection, index: number): void {
+    const served = conn.serving.get(index);
+    if (served === undefined) return;
+    conn.serving.delete(index);
+    if (served === 0) return;
+    const chunkBytes = chunkLength(this.settings.geometry, index);
+    this.outbox.activity({ kind: 'chunk-sent', chunk: index, to: conn.label, bytes: served, chunkBytes });
   }
 
   /** The first request for a chunk in this round is logged; later blocks of it are not. */
@@ -201,7 +216,13 @@ export class Serving {
     const total = chunkLength(this.settings.geometry, request.index);
     if (served >= total) {
       conn.serving.delete(request.index);
-      this.outbox.activity({ kind: 'chunk-sent', chunk: request.index, to: conn.label, bytes: total });
+      this.outbox.activity({
+        kind: 'chunk-sent',
+        chunk: request.index,
+        to: conn.label,
+        bytes: total,
+        chunkBytes: total,
+      });
     } else if (conn.serving.has(request.index)) {
       conn.serving.set(request.index, served);
     }
