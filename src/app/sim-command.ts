@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]`: one simulated run. The simulator
+ * `npm run sim -- <scenario.json> [--seed N] [--json] [--quiet] [--report FILE]`: one simulated run. The simulator
  * itself is pure; this command reads the scenario file and prints.
  * Exit codes: 0 every peer finished with the file, 1 the run failed, 2 bad usage or scenario.
  */
@@ -9,11 +9,17 @@ import { parseScenarioText } from '../sim/scenario.ts';
 import { runScenario } from '../sim/simulator.ts';
 import { runCommand } from './command.ts';
 import { formatSummary, replayCommand, toJson } from './report.ts';
+import { checkReportPath, writeReport } from './report-file.ts';
+import { renderReport } from './report-html.ts';
+import { SimReport } from './sim-report.ts';
 
-const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]
+const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet] [--report FILE]
 
 Runs a scenario in the deterministic simulator and prints every activity line with its virtual
-time, then a summary per peer. --json prints one JSON object instead; --quiet prints only the summary.`;
+time, then a summary per peer. --json prints one JSON object instead; --quiet prints only the summary.
+  --report FILE  also write a self-contained HTML page about the run to FILE (replaced if it
+                 exists): the chunk map over time, completion times against the lower bound,
+                 upload and download rates, the topology with the bytes on each link`;
 
 function main(argv: string[]): number {
   const { values, positionals } = parse(argv);
@@ -49,6 +55,8 @@ function main(argv: string[]): number {
       process.stderr.write(`sim: ${path}: ${issue.path}: ${issue.message}\n`);
     return 2;
   }
+  if (values.report !== undefined) checkReportPath(values.report);
+  const report = values.report === undefined ? undefined : new SimReport(scenario.scenario);
   const json = values.json === true;
   const quiet = values.quiet === true;
   const lines: string[] = [];
@@ -58,6 +66,7 @@ function main(argv: string[]): number {
   };
   const result = runScenario(scenario.scenario, {
     ...(seed === undefined ? {} : { seed }),
+    ...(report === undefined ? {} : { onActivity: report.onActivity }),
     ...(json || quiet
       ? {}
       : {
@@ -68,6 +77,8 @@ function main(argv: string[]): number {
         }),
   });
   flush();
+  if (report !== undefined && values.report !== undefined)
+    writeReport(values.report, renderReport(report.finish(result)));
   if (json) process.stdout.write(`${JSON.stringify(toJson(result))}\n`);
   else process.stdout.write(formatSummary(result));
   if (result.failure !== undefined) {
@@ -88,6 +99,7 @@ function parse(argv: string[]) {
       seed: { type: 'string' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
+      report: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
