@@ -11,10 +11,14 @@ import { Random } from '../engine/random.ts';
 import { HELP_FLAG, OUTPUT_FLAGS, parseChoice, parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
 import { claimDemoFolder } from './demo-folder.ts';
+import { DemoReport } from './demo-report.ts';
 import { runLocalSwarm } from './local-swarm.ts';
 import { formatPeerTable } from './report.ts';
+import { checkReportPath, writeReport } from './report-file.ts';
+import { renderReport } from './report-html.ts';
 
-const USAGE = `usage: npm start -- [--peers N] [--topology ring|mesh|full|star] [--file F | --size-mib M] [--dir D] [--json|--quiet]
+const USAGE = `usage: npm start -- [--peers N] [--topology ring|mesh|full|star] [--file F | --size-mib M] [--dir D]
+                [--report FILE] [--json|--quiet]
 
 Starts an owner and N peers (default 5) as processes on 127.0.0.1, distributes a file (default: a
 20 MiB sample made here), verifies every peer's copy and prints a summary.
@@ -23,6 +27,8 @@ Starts an owner and N peers (default 5) as processes on 127.0.0.1, distributes a
   --timeout-s S  give up after S seconds (default 300)
   --dir D        where to work (default swarm-demo); a later run replaces only what the demo made
                  there itself (listed in D/.swarm-demo.json) and refuses to touch anything else
+  --report FILE  also write a self-contained HTML page about the run to FILE (replaced if it
+                 exists): the chunk map over time, completion times, rates, traffic per link
   --json         one JSON object on stdout (use "npm start -s -- --json": -s keeps npm's banner out)
   --debug        a stack trace with an internal error`;
 
@@ -49,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       'size-mib': { type: 'string' },
       dir: { type: 'string' },
       'timeout-s': { type: 'string' },
+      report: { type: 'string' },
       ...OUTPUT_FLAGS,
       ...HELP_FLAG,
     },
@@ -80,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
 
   const dir = resolve(values.dir ?? 'swarm-demo');
   if (values.file !== undefined) await checkUserFile(values.file);
+  if (values.report !== undefined) checkReportPath(values.report);
+  const report = values.report === undefined ? undefined : new DemoReport();
   const fileName = values.file === undefined ? 'sample.bin' : basename(values.file);
   const made = [
     ...(values.file === undefined ? ['sample.bin'] : []),
@@ -124,6 +133,7 @@ async function main(argv: string[]): Promise<number> {
     timeoutMs,
     clockOriginMs,
     onLine: (name, line) => {
+      report?.onLine(line);
       if (line.event === 'listening' && name === 'owner') total = Number(line.chunks);
       if (line.event === 'listening' && name !== 'owner') have.set(name, Number(line.have ?? 0));
       if (line.event === 'activity' && line.kind === 'chunk-received')
@@ -142,6 +152,15 @@ async function main(argv: string[]): Promise<number> {
       }
     },
   });
+  if (report !== undefined && values.report !== undefined) {
+    const title = `npm start, ${peerCount} peers, ${topology}, ${phases}, ${picker}`;
+    const record = report.finish(result, title, (await stat(file)).size);
+    if (record === undefined) process.stderr.write('demo: no report: the owner never started\n');
+    else {
+      writeReport(values.report, renderReport(record));
+      say(`demo: report written to ${values.report}`);
+    }
+  }
   if (mode === 'json') {
     process.stdout.write(
       `${JSON.stringify({ fileSha256: result.fileSha256, elapsedMs: result.elapsedMs, ok: result.ok, peers: result.peers })}\n`,

@@ -7,6 +7,16 @@ import { isStdoutClosed } from './command.ts';
 
 export type OutputMode = 'human' | 'json' | 'quiet';
 
+/**
+ * An activity event's own fields (chunk, from, to, bytes, fromOwner, peer, …), so a reader such as
+ * `npm start --report` need not parse the text line. A chunk list stays out: a bitfield can be long.
+ */
+function eventFields(event: ActivityEvent): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(event)) if (key !== 'kind' && key !== 'list') fields[key] = value;
+  return fields;
+}
+
 export class Reporter {
   private lastBarAtMs = -1;
   private barShown = false;
@@ -42,6 +52,7 @@ export class Reporter {
         event: 'activity',
         kind: event.kind,
         atMs: elapsedMs,
+        ...eventFields(event),
         line: formatActivityLine(elapsedMs, this.node, event),
       });
       return;

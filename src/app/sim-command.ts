@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]`: one simulated run. The simulator
+ * `npm run sim -- <scenario.json> [--seed N] [--json] [--quiet] [--report FILE]`: one simulated run. The simulator
  * itself is pure; this command reads the scenario file and prints.
  * Exit codes: 0 every peer finished with the file, 1 the run failed, 2 bad usage or scenario.
  */
@@ -10,11 +10,17 @@ import { runScenario } from '../sim/simulator.ts';
 import { HELP_FLAG, OUTPUT_FLAGS } from './args.ts';
 import { runCommand } from './command.ts';
 import { formatSummary, replayCommand, toJson } from './report.ts';
+import { checkReportPath, writeReport } from './report-file.ts';
+import { renderReport } from './report-html.ts';
+import { SimReport } from './sim-report.ts';
 
-const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet]
+const USAGE = `usage: npm run sim -- <scenario.json> [--seed N] [--json] [--quiet] [--report FILE]
 
 Runs a scenario in the deterministic simulator and prints every activity line with its virtual
-time, then a summary per peer. --json prints one JSON object instead; --quiet prints only the summary.`;
+time, then a summary per peer. --json prints one JSON object instead; --quiet prints only the summary.
+  --report FILE  also write a self-contained HTML page about the run to FILE (replaced if it
+                 exists): the chunk map over time, completion times against the lower bound,
+                 upload and download rates, the topology with the bytes on each link`;
 
 function main(argv: string[]): number {
   const { values, positionals } = parse(argv);
@@ -50,6 +56,8 @@ function main(argv: string[]): number {
       process.stderr.write(`sim: ${path}: ${issue.path}: ${issue.message}\n`);
     return 2;
   }
+  if (values.report !== undefined) checkReportPath(values.report);
+  const report = values.report === undefined ? undefined : new SimReport(scenario.scenario);
   const json = values.json === true;
   const quiet = values.quiet === true;
   const lines: string[] = [];
@@ -59,6 +67,7 @@ function main(argv: string[]): number {
   };
   const result = runScenario(scenario.scenario, {
     ...(seed === undefined ? {} : { seed }),
+    ...(report === undefined ? {} : { onActivity: report.onActivity }),
     ...(json || quiet
       ? {}
       : {
@@ -69,6 +78,8 @@ function main(argv: string[]): number {
         }),
   });
   flush();
+  if (report !== undefined && values.report !== undefined)
+    writeReport(values.report, renderReport(report.finish(result)));
   if (json) process.stdout.write(`${JSON.stringify(toJson(result))}\n`);
   else process.stdout.write(formatSummary(result));
   if (result.failure !== undefined) {
@@ -85,7 +96,7 @@ function parse(argv: string[]) {
   return parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { seed: { type: 'string' }, ...OUTPUT_FLAGS, ...HELP_FLAG },
+    options: { seed: { type: 'string' }, report: { type: 'string' }, ...OUTPUT_FLAGS, ...HELP_FLAG },
   });
 }
 
