@@ -341,6 +341,35 @@ test('3d, 3e, 4. user errors of every command: one line, exit 2, never a stack t
   }
 });
 
+test('4. npm start prints every process on one clock: both ends of a connection say the same time', async () => {
+  const space = new Workspace();
+  try {
+    const result = run('demo', ['--dir', space.path('demo'), '--peers', '2', '--size-mib', '1'], 120_000);
+    assert.is(result.status, 0, result.stderr);
+    // The dialler's "outbound" line and the listener's "inbound" line of one connection.
+    const outbound = new Map<string, number>();
+    const inbound = new Map<string, number>();
+    for (const match of result.stdout.matchAll(
+      /^\s*(\d+)\.(\d{3})s (\S+)\s+connected to (\S+) \((in|out)bound\)/gm,
+    )) {
+      const [, seconds, millis, node, peer, direction] = match;
+      const ms = Number(seconds) * 1000 + Number(millis);
+      const [map, key] = direction === 'out' ? [outbound, `${node}>${peer}`] : [inbound, `${peer}>${node}`];
+      if (!map.has(key)) map.set(key, ms);
+    }
+    for (const [key, ms] of outbound) {
+      const other = inbound.get(key);
+      if (other !== undefined) assert.ok(Math.abs(other - ms) < 150, `${key}: ${ms} ms against ${other} ms`);
+    }
+    const at = new Map(
+      [...outbound].filter(([key]) => inbound.has(key)).map(([key]) => [key.split('>').sort().join('~'), 0]),
+    );
+    assert.ok(at.has('owner~peer1') && at.has('owner~peer2'), result.stdout.slice(0, 2000));
+  } finally {
+    await space.close();
+  }
+});
+
 test('4. a peer says what it does on Ctrl-C', async () => {
   const space = new Workspace();
   try {

@@ -88,7 +88,7 @@ export function renderReport(record: RunRecord, pageAssets: ReportAssets = loadR
 <body>
 <h1>swarm run report: ${escapeHtml(record.title)}</h1>
 <p class="meta" id="summary" data-peers="${peers}" data-chunks="${record.chunkCount}">
-${record.origin === 'simulator' ? 'Simulated run' : 'Real processes on this machine'}: owner ${escapeHtml(record.owner)},
+${record.origin === 'simulator' ? 'Simulated run' : 'Real processes on this machine'}: the owner (${escapeHtml(record.owner)}),
 ${peers} peers, ${record.chunkCount} chunks, ${escapeHtml(formatBytes(record.fileBytes))};
 ${done} of ${peers} peers complete; ran ${escapeHtml(formatMs(record.durationMs))} (${clock}).</p>
 
