@@ -365,6 +365,17 @@ test('4. npm start prints every process on one clock: both ends of a connection 
       [...outbound].filter(([key]) => inbound.has(key)).map(([key]) => [key.split('>').sort().join('~'), 0]),
     );
     assert.ok(at.has('owner~peer1') && at.has('owner~peer2'), result.stdout.slice(0, 2000));
+    // Off a terminal, every activity line the mission asks for (#18: "still prints all six kinds").
+    for (const text of [
+      / received chunk \d+ from /,
+      / sent chunk \d+ to /,
+      / received chunk ID list from /,
+      / sent chunk ID list to /,
+      / requested chunk \d+ from /,
+      / received request for chunk \d+ from /,
+    ]) {
+      assert.match(result.stdout, text);
+    }
   } finally {
     await space.close();
   }

@@ -57,6 +57,7 @@ export const OWNER_USAGE = `usage: swarm owner --file F [--port P] [--host H] [-
   --advertise M     "shares" hands each peer a distinct share first (default); "all" offers everything
   --connect H:P     also dial this peer (repeatable)
   --announce-interval S  tracker re-announce interval in seconds (default 2)
+  --log             on a terminal too, every activity line instead of the status line
   --json            one JSON object per line; --quiet: errors only`;
 
 export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--download-from HOST:PORT] [--dir D] [--id N]
@@ -84,6 +85,7 @@ export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--dow
   --give-up-after S    with --exit-when-done: exit 1 after S seconds without a new chunk (default
                        60); without it, a stalled peer says what it waits for every 10 s
   --retries N          how often to retry an unreachable owner (default 6)
+  --log                on a terminal too, every activity line instead of the status line
   --json               one JSON object per line; --quiet: errors only`;
 
 /** `--help` / `-h`, which every command takes (for `node:util` parseArgs). */

@@ -12,6 +12,7 @@ import { HELP_FLAG, OUTPUT_FLAGS, parseChoice, parseCount, UsageFailure } from '
 import { runCommand } from './command.ts';
 import { claimDemoFolder } from './demo-folder.ts';
 import { DemoReport } from './demo-report.ts';
+import { DemoStatus } from './demo-status.ts';
 import { runLocalSwarm } from './local-swarm.ts';
 import { formatPeerTable } from './report.ts';
 import { checkReportPath, writeReport } from './report-file.ts';
@@ -29,6 +30,7 @@ Starts an owner and N peers (default 5) as processes on 127.0.0.1, distributes a
                  there itself (listed in D/.swarm-demo.json) and refuses to touch anything else
   --report FILE  also write a self-contained HTML page about the run to FILE (replaced if it
                  exists): the chunk map over time, completion times, rates, traffic per link
+  --log          on a terminal too, every activity line instead of one status line per process
   --json         one JSON object on stdout (use "npm start -s -- --json": -s keeps npm's banner out)
   --debug        a stack trace with an internal error`;
 
@@ -56,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
       dir: { type: 'string' },
       'timeout-s': { type: 'string' },
       report: { type: 'string' },
+      log: { type: 'boolean' },
       ...OUTPUT_FLAGS,
       ...HELP_FLAG,
     },
@@ -104,25 +107,10 @@ async function main(argv: string[]): Promise<number> {
   }
   say(`demo: distributing ${file} to ${peerCount} peers (${topology}, ${phases}, ${picker}) on 127.0.0.1`);
 
-  const tty = mode === 'human' && process.stdout.isTTY === true;
-  const have = new Map<string, number>();
-  let total = 0;
-  let drawn = false;
-  const render = (): void => {
-    const lines: string[] = [];
-    for (let i = 1; i <= peerCount; i++) {
-      const done = have.get(String(i)) ?? 0;
-      const width = 30;
-      const filled = total === 0 ? 0 : Math.round((done / total) * width);
-      const name = `Peer${i}`.padEnd(8);
-      lines.push(`${name}[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} chunks`);
-    }
-    process.stdout.write(
-      `${drawn ? `\x1b[${lines.length}A` : ''}${lines.map((line) => `\r${line}\x1b[K`).join('\n')}\n`,
-    );
-    drawn = true;
-  };
-  let lastRender = 0;
+  const live = mode === 'human' && process.stdout.isTTY === true && values.log !== true;
+  const status = live
+    ? new DemoStatus(Array.from({ length: peerCount }, (_, i) => String(i + 1)))
+    : undefined;
   const result = await runLocalSwarm({
     file,
     dir,
@@ -134,24 +122,13 @@ async function main(argv: string[]): Promise<number> {
     clockOriginMs,
     onLine: (name, line) => {
       report?.onLine(line);
-      if (line.event === 'listening' && name === 'owner') total = Number(line.chunks);
-      if (line.event === 'listening' && name !== 'owner') have.set(name, Number(line.have ?? 0));
-      if (line.event === 'activity' && line.kind === 'chunk-received')
-        have.set(name, (have.get(name) ?? 0) + 1);
-      if (line.event === 'complete') have.set(name, total);
       if (line.event === 'error' && mode !== 'json')
         process.stderr.write(`[${name}] ${String(line.message)}\n`);
-      if (tty) {
-        const now = Date.now();
-        if (now - lastRender >= 100 || line.event === 'complete') {
-          lastRender = now;
-          render();
-        }
-      } else if (mode === 'human' && line.event === 'activity') {
-        process.stdout.write(`${String(line.line)}\n`);
-      }
+      if (status !== undefined) status.onLine(name, line);
+      else if (mode === 'human' && line.event === 'activity') process.stdout.write(`${String(line.line)}\n`);
     },
   });
+  status?.draw();
   if (report !== undefined && values.report !== undefined) {
     const title = `npm start, ${peerCount} peers, ${topology}, ${phases}, ${picker}`;
     const record = report.finish(result, title, (await stat(file)).size);

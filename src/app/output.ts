@@ -1,6 +1,7 @@
 /**
- * What a running node prints: activity lines (the simulator's format), a progress bar on a TTY,
- * JSON lines with `--json`, or almost nothing with `--quiet`. Errors always go to stderr as one line.
+ * What a running node prints: on a terminal one status line redrawn in place (chunks, rates, ETA,
+ * peers); off a terminal, or with `--log`, every activity line (the simulator's format); JSON lines
+ * with `--json`; almost nothing with `--quiet`. Errors always go to stderr as one line.
  */
 import { type ActivityEvent, formatActivityLine } from '../engine/activity.ts';
 import { isStdoutClosed } from './command.ts';
@@ -18,8 +19,9 @@ function eventFields(event: ActivityEvent): Record<string, unknown> {
 }
 
 export class Reporter {
-  private lastBarAtMs = -1;
   private barShown = false;
+  /** True when a status line is redrawn in place instead of activity lines (a terminal, no --log). */
+  readonly live: boolean;
   private readonly pending: string[] = [];
   private clockOffsetMs = 0;
 
@@ -31,9 +33,12 @@ export class Reporter {
     readonly mode: OutputMode,
     readonly node: string,
     private readonly clockOriginMs: number | undefined = undefined,
+    log = false,
     private readonly out: NodeJS.WriteStream = process.stdout,
-    private readonly tty: boolean = out.isTTY === true,
-  ) {}
+    tty: boolean = out.isTTY === true,
+  ) {
+    this.live = mode === 'human' && tty && !log;
+  }
 
   /** The engine's clock starts now (its driver was made): printed times are offset from the origin. */
   startClock(): void {
@@ -57,21 +62,19 @@ export class Reporter {
       });
       return;
     }
-    if (this.mode === 'human' && !this.tty)
+    if (this.mode === 'human' && !this.live)
       this.write(`${formatActivityLine(elapsedMs, this.node, event)}\n`);
   }
 
-  /** A progress bar, redrawn at most ten times a second (TTY, human mode only). */
-  progress(done: number, total: number, nowMs: number, detail = ''): void {
-    if (this.mode !== 'human' || !this.tty) return;
-    if (done < total && this.lastBarAtMs >= 0 && nowMs - this.lastBarAtMs < 100) return;
-    this.lastBarAtMs = nowMs;
-    const width = 30;
-    const filled = total === 0 ? width : Math.round((done / total) * width);
-    const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-    this.write(`\r${this.node} [${bar}] ${done}/${total} chunks ${detail}\x1b[K`);
+  /**
+   * The status line, redrawn in place (a terminal in human mode only; see `progress.ts` for its
+   * text). `final` ends it with a newline, so the next output starts below it.
+   */
+  status(line: string, final = false): void {
+    if (!this.live) return;
+    this.write(`\r${line}\x1b[K`);
     this.barShown = true;
-    if (done === total) this.endBar();
+    if (final) this.endBar();
   }
 
   info(message: string): void {

@@ -20,6 +20,7 @@ import { Tracker } from '../transport/tracker.ts';
 import type { HostPort } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
 import { type OutputMode, Reporter } from './output.ts';
+import { formatOwnerStatus, STATUS_REDRAW_MS, TransferMeters } from './progress.ts';
 import { formatAddress, infoDictionary, Start, untilSignal } from './startup.ts';
 
 export interface OwnerOptions {
@@ -36,6 +37,8 @@ export interface OwnerOptions {
   readonly output: OutputMode;
   /** `npm start`'s clock origin (epoch ms), so every process prints times on one clock. */
   readonly clockOriginMs: number | undefined;
+  /** On a terminal too, every activity line instead of the status line. */
+  readonly log?: boolean;
 }
 
 async function sizeOf(file: string): Promise<number> {
@@ -63,8 +66,35 @@ async function hashTorrent(file: string, size: number, geometry: Geometry) {
   return { name, bare, withTracker };
 }
 
+/** On a terminal: what the owner has sent, how fast, to how many peers, redrawn until it stops. */
+function startOwnerStatus(
+  reporter: Reporter,
+  engine: Engine,
+  now: () => number,
+  fileBytes: number,
+): () => void {
+  if (!reporter.live) return () => undefined;
+  const meters = new TransferMeters();
+  const draw = (final: boolean): void => {
+    const stats = engine.getStats();
+    const { upBytesPerSecond } = meters.sample(stats, now());
+    const peers = engine.openConnectionCount();
+    reporter.status(
+      formatOwnerStatus({ node: 'owner', sentBytes: stats.bytesUp, fileBytes, upBytesPerSecond, peers }),
+      final,
+    );
+  };
+  const timer = setInterval(() => draw(false), STATUS_REDRAW_MS);
+  timer.unref();
+  draw(false);
+  return () => {
+    clearInterval(timer);
+    draw(true);
+  };
+}
+
 export async function runOwner(options: OwnerOptions): Promise<number> {
-  const reporter = new Reporter(options.output, 'owner', options.clockOriginMs);
+  const reporter = new Reporter(options.output, 'owner', options.clockOriginMs, options.log === true);
   const size = await sizeOf(options.file);
   const plan = planChunks(size, options.chunkSizeBytes);
   if (!plan.ok) throw new UsageFailure(`${options.file}: ${plan.error.message}`);
@@ -154,8 +184,10 @@ export async function runOwner(options: OwnerOptions): Promise<number> {
       })),
     );
   }
+  const stopStatusLine = startOwnerStatus(reporter, engine, () => driver.now(), size);
   const wait = untilSignal();
   const reason = await wait.signalled;
+  stopStatusLine();
   reporter.info(`owner: ${reason}, shutting down (sent ${engine.getStats().bytesUp} bytes)`);
   await driver.stop();
   await store.close();

@@ -18,6 +18,7 @@ import type { HostPort } from '../transport/tracker-client.ts';
 import { Announcer } from './announcer.ts';
 import { deliverFile } from './deliver.ts';
 import { type OutputMode, Reporter } from './output.ts';
+import { formatPeerStatus, STATUS_REDRAW_MS, TransferMeters } from './progress.ts';
 import { StallWatch } from './stall-watch.ts';
 import { formatAddress, infoDictionary, Start, untilSignal } from './startup.ts';
 import { fetchTorrentWithRetry, type LoadedTorrent, readTorrentFile } from './torrent-source.ts';
@@ -47,6 +48,8 @@ export interface PeerOptions {
   readonly output: OutputMode;
   /** `npm start`'s clock origin (epoch ms), so every process prints times on one clock. */
   readonly clockOriginMs: number | undefined;
+  /** On a terminal too, every activity line instead of the status line. */
+  readonly log?: boolean;
   /** `swarm get`: where the verified file goes (never over an existing file). */
   readonly deliverTo?: string;
 }
@@ -63,7 +66,7 @@ function peerName(id: string): string {
 
 export async function runPeer(options: PeerOptions): Promise<number> {
   const name = peerName(options.id);
-  const reporter = new Reporter(options.output, name, options.clockOriginMs);
+  const reporter = new Reporter(options.output, name, options.clockOriginMs, options.log === true);
   const { source } = options;
   const torrent =
     source.kind === 'owner'
@@ -105,6 +108,7 @@ class PeerProcess {
   private readyAtMs = 0;
   private finished: { sha256: string; path: string } | undefined;
   private finishing: Promise<void> | undefined;
+  private stopStatusLine: () => void = () => undefined;
   private failure: string | undefined;
 
   constructor(
@@ -183,7 +187,7 @@ class PeerProcess {
     reporter.info(
       `${name}: listening on ${formatAddress({ host: options.host, port: this.port })}, ${this.held}/${total} chunks verified in ${options.dir}`,
     );
-    reporter.progress(this.held, total, 0);
+    this.startStatusLine();
   }
 
   async run(): Promise<number> {
@@ -198,6 +202,7 @@ class PeerProcess {
     }
     const reason = await this.wait.signalled;
     this.watch.stop();
+    this.stopStatusLine();
     if (reason !== 'done' && reason !== 'gave up') {
       const total = this.metainfo.geometry.pieceCount;
       this.reporter.info(
@@ -207,12 +212,40 @@ class PeerProcess {
     return this.shutDown();
   }
 
+  /** On a terminal: one line with chunks, rates, ETA and peers, redrawn until the process stops. */
+  private startStatusLine(): void {
+    if (!this.reporter.live) return;
+    const meters = new TransferMeters();
+    const draw = (final: boolean): void => {
+      const { geometry } = this.metainfo;
+      const rates = meters.sample(this.engine.getStats(), this.driver.now());
+      const left = this.engine.isComplete
+        ? 0
+        : geometry.totalLengthBytes - this.held * geometry.pieceLengthBytes;
+      const line = formatPeerStatus({
+        node: this.name,
+        held: this.held,
+        total: geometry.pieceCount,
+        ...rates,
+        bytesLeft: Math.max(0, left),
+        peers: this.engine.openConnectionCount(),
+      });
+      this.reporter.status(line, final);
+    };
+    const timer = setInterval(() => draw(false), STATUS_REDRAW_MS);
+    timer.unref();
+    this.stopStatusLine = () => {
+      clearInterval(timer);
+      draw(true);
+    };
+    draw(false);
+  }
+
   private onActivity(event: ActivityEvent, elapsedMs: number): void {
     this.reporter.activity(event, elapsedMs);
     if (event.kind !== 'chunk-received') return;
     this.held++;
     this.watch.progress();
-    this.reporter.progress(this.held, this.metainfo.geometry.pieceCount, elapsedMs);
   }
 
   /** Said once per address until it answers again; the engine redials with backoff meanwhile. */

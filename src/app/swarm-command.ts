@@ -30,6 +30,7 @@ const common = {
   port: { type: 'string' },
   dir: { type: 'string' },
   'clock-origin': { type: 'string' },
+  log: { type: 'boolean' },
   ...OUTPUT_FLAGS,
   ...HELP_FLAG,
 } as const;
@@ -104,6 +105,7 @@ async function owner(args: string[], seed: boolean): Promise<number> {
     announceIntervalSeconds: parseCount(values['announce-interval'], '--announce-interval', 2, 1, 3600),
     output: outputMode(values),
     clockOriginMs: parseClockOrigin(values['clock-origin']),
+    log: values.log === true,
   });
 }
 
@@ -192,6 +194,7 @@ async function peer(args: string[]): Promise<number> {
     retries: parseCount(values.retries, '--retries', 6, 0, 100),
     output: outputMode(values),
     clockOriginMs: parseClockOrigin(values['clock-origin']),
+    log: values.log === true,
   });
 }
 
