@@ -5,7 +5,7 @@ import { ACTIVITY_KINDS } from '../src/engine/activity.ts';
 import { Bitfield } from '../src/engine/bitfield.ts';
 import { concatBytes } from '../src/engine/bytes.ts';
 import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
-import type { Effect, Engine, EngineLimits } from '../src/engine/engine.ts';
+import type { Effect, Engine, EngineLimits, PhaseMode, Topology } from '../src/engine/engine.ts';
 import type { Message } from '../src/engine/messages.ts';
 import { activities, Harness, makeFile } from './support/pair.ts';
 
@@ -301,14 +301,19 @@ class Scripted {
 
   constructor(
     have: Bitfield,
-    peers: { address: string; role: 'owner' | 'neighbour' }[],
-    options: { endgame?: boolean; limits?: Partial<EngineLimits> } = {},
+    peers: { address: string; role: 'owner' | 'neighbour' | 'download-neighbour' }[],
+    options: {
+      endgame?: boolean;
+      limits?: Partial<EngineLimits>;
+      topology?: Topology;
+      phases?: PhaseMode;
+    } = {},
   ) {
     this.engine = new Harness(FILE).add('peer1', {
-      ...options,
-      role: 'peer',
       topology: 'mesh',
       phases: 'overlapped',
+      ...options,
+      role: 'peer',
       picker: 'rarest-first',
       have,
     }).engine;
@@ -450,6 +455,37 @@ test('a peer without chunks takes its first from one neighbour, and asks others 
   assert.equal(peer.requested('n2:1'), [], 'still patient at 0.5 s');
   peer.tick(1_250);
   assert.ok(peer.requested('n2:1').length > 0, 'a silent sender is not waited on for ever');
+});
+
+test('ring: once the download neighbour has nothing new, a chunk on another connection is asked for at once', () => {
+  const have = Bitfield.full(FILE.chunks.length);
+  have.clear(5);
+  have.clear(6);
+  const peer = new Scripted(
+    have,
+    [
+      { address: 'next:1', role: 'download-neighbour' },
+      { address: 'other:1', role: 'neighbour' },
+    ],
+    { topology: 'ring', phases: 'two-phase' },
+  );
+  peer.open('other:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  assert.equal(peer.requested('other:1'), [], 'the ring neighbour is not known to be dry yet');
+  peer.open('next:1', [{ type: 'bitfield', bits: have.bits }, { type: 'unchoke' }]);
+  assert.ok(peer.requested('other:1').length > 0, 'no pause: the neighbour holds nothing we lack');
+  // When the download neighbour has a chunk we lack, the ring is strict again.
+  const strict = new Scripted(
+    have,
+    [
+      { address: 'next:1', role: 'download-neighbour' },
+      { address: 'other:1', role: 'neighbour' },
+    ],
+    { topology: 'ring', phases: 'two-phase' },
+  );
+  strict.open('other:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  strict.open('next:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  assert.equal(strict.requested('other:1'), []);
+  assert.ok(strict.requested('next:1').length > 0);
 });
 
 test.run();

@@ -11,6 +11,12 @@ import type { EngineSettings } from './options.ts';
 export class DownloadPolicy {
   /** Nothing to request for a while: a ring peer takes from anyone, a two-phase peer from the owner. */
   starving = false;
+  /**
+   * Ring, owner phase done: the download neighbour is connected but holds nothing we lack. Then the
+   * peer takes from anyone at once, instead of sitting idle for `starvationMs` after every chunk.
+   * (A neighbour not connected yet, or gone, still gets `starvationMs` to appear: the ring is forming.)
+   */
+  private neighbourDry = false;
   lastProgressAtMs = 0;
   /** Whether two-phase trading may start; undefined when it must be worked out again. */
   private phaseDoneCache: boolean | undefined;
@@ -38,12 +44,13 @@ export class DownloadPolicy {
     const { topology, role, phases } = this.settings;
     // A starving ring peer (its download neighbour gone, lying or empty-handed) takes from any
     // connected peer: the ring is how work is shared, not a reason to stall.
-    if (!conn.isDownloadSource && !(this.starving && topology === 'ring' && role === 'peer')) return false;
+    const fallingBack = this.starving || this.neighbourDry;
+    if (!conn.isDownloadSource && !(fallingBack && topology === 'ring' && role === 'peer')) return false;
     if (phases === 'overlapped' || topology === 'star') return true;
     if (conn.isOwner) {
       if (conn.ownerShare?.has(index) === true) return true;
       // Falling back to the owner: only for chunks no trading neighbour can give us.
-      return this.starving && !this.anyNeighbourHas(index);
+      return fallingBack && !this.anyNeighbourHas(index);
     }
     if (this.phaseDoneCache === undefined) this.phaseDoneCache = this.ownerPhaseDone();
     return this.phaseDoneCache;
@@ -65,6 +72,33 @@ export class DownloadPolicy {
       this.starving = true;
       this.refreshInterest();
     }
+  }
+
+  /**
+   * Works out again what the ring's download neighbour offers (after a chunk is stored, a list
+   * arrives, a connection opens or closes). While a connected download neighbour holds something
+   * we lack, the ring is strict; once it holds nothing new, the peer takes from anyone at once; a
+   * peer that fell back because its neighbour was gone or slow stays fallen back until the
+   * neighbour has something again, rather than pausing `starvationMs` after every chunk. A change
+   * re-sends our interest; returns whether it changed, so the caller looks for requests everywhere.
+   */
+  recheckNeighbour(): boolean {
+    if (this.settings.topology !== 'ring' || this.settings.role !== 'peer') return false;
+    this.phaseDoneCache = undefined;
+    const offer = this.downloadNeighbourOffer();
+    const starving = this.starving && offer !== 'something';
+    const dry = !this.have.complete && this.ownerPhaseDone() && offer === 'nothing';
+    if (dry === this.neighbourDry && starving === this.starving) return false;
+    this.neighbourDry = dry;
+    this.starving = starving;
+    this.refreshInterest();
+    return true;
+  }
+
+  /** A chunk was stored: a two-phase mesh or star peer tries its own sources again first. */
+  chunkStored(nowMs: number): void {
+    this.lastProgressAtMs = nowMs;
+    if (this.settings.topology !== 'ring') this.starving = false;
   }
 
   refreshInterest(): void {
@@ -89,6 +123,24 @@ export class DownloadPolicy {
       if (!conn.isOwner && conn.isDownloadSource && conn.remoteHave.has(index)) return true;
     }
     return false;
+  }
+
+  /**
+   * What the open download neighbours (not the owner) hold that we lack: 'none connected',
+   * 'nothing', or 'something' (a bitwise scan of their lists).
+   */
+  private downloadNeighbourOffer(): 'none connected' | 'nothing' | 'something' {
+    const held = this.have.bits;
+    let connected = false;
+    for (const conn of this.connections.values()) {
+      if (conn.state !== 'open' || conn.isOwner || !conn.isDownloadSource) continue;
+      connected = true;
+      const theirs = conn.remoteHave.bits;
+      for (let byte = 0; byte < theirs.length; byte++) {
+        if (((theirs[byte] as number) & ~(held[byte] as number)) !== 0) return 'something';
+      }
+    }
+    return connected ? 'nothing' : 'none connected';
   }
 
   /** Two-phase: a peer trades once it holds its owner share, or when no owner is connected. */

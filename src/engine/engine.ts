@@ -423,6 +423,7 @@ export class Engine {
   private afterRemoteListChange(conn: Connection): void {
     if (this.rooms.advertising.handsOutShares) this.rooms.advertising.feedShare(conn);
     if (conn.ownerShare === undefined && conn.isOwner) conn.ownerShare = conn.remoteHave.copy();
+    if (this.rooms.policy.recheckNeighbour()) this.rooms.scheduler.fillAll();
     this.rooms.policy.updateInterest(conn);
     this.rooms.scheduler.fill(conn);
   }
@@ -462,8 +463,8 @@ export class Engine {
   private onChunkStored(download: ChunkDownload): void {
     const { index } = download;
     this.have.set(index);
-    this.rooms.policy.progressed(this.clock.nowMs);
-    this.rooms.policy.starving = false;
+    this.rooms.policy.chunkStored(this.clock.nowMs);
+    this.rooms.policy.recheckNeighbour();
     if (download.lastSourceIsOwner) {
       this.fromOwner.set(index);
       this.stats.chunksFromOwner++;
