@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sha256File } from '../src/app/processes.ts';
-import { Workspace } from './support/processes.ts';
+import { inWorkspace } from './support/processes.ts';
 
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
@@ -50,9 +50,8 @@ test('npm pack gives a tarball that npm install -g turns into a working swarm', 
   }
 });
 
-test('swarm seed FILE, then swarm get TORRENT -o PATH --connect: a verified file, never overwritten', async () => {
-  const space = new Workspace();
-  try {
+test('swarm seed FILE, then swarm get TORRENT -o PATH --connect: a verified file, never overwritten', () =>
+  inWorkspace(async (space) => {
     const file = space.file('movie.bin', 1_500_000);
     const seed = space.spawn(['seed', file, '--port', '0']);
     const listening = await seed.waitFor((line) => line.event === 'listening');
@@ -79,9 +78,6 @@ test('swarm seed FILE, then swarm get TORRENT -o PATH --connect: a verified file
     });
     assert.is(magnet.status, 2);
     assert.match(magnet.stderr, /magnet link needs the metadata fetch \(BEP 9\)/);
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
 test.run();

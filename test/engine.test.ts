@@ -461,28 +461,22 @@ test('ring: once the download neighbour has nothing new, a chunk on another conn
   const have = Bitfield.full(FILE.chunks.length);
   have.clear(5);
   have.clear(6);
-  const peer = new Scripted(
-    have,
-    [
-      { address: 'next:1', role: 'download-neighbour' },
-      { address: 'other:1', role: 'neighbour' },
-    ],
-    { topology: 'ring', phases: 'two-phase' },
-  );
-  peer.open('other:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
-  assert.equal(peer.requested('other:1'), [], 'the ring neighbour is not known to be dry yet');
-  peer.open('next:1', [{ type: 'bitfield', bits: have.bits }, { type: 'unchoke' }]);
-  assert.ok(peer.requested('other:1').length > 0, 'no pause: the neighbour holds nothing we lack');
+  /** A two-phase ring peer lacking 5 and 6; `other:1` (not its download neighbour) has everything. */
+  const ringPeer = (): Scripted => {
+    const peers = [
+      { address: 'next:1', role: 'download-neighbour' as const },
+      { address: 'other:1', role: 'neighbour' as const },
+    ];
+    const peer = new Scripted(have, peers, { topology: 'ring', phases: 'two-phase' });
+    peer.open('other:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+    return peer;
+  };
+  const dry = ringPeer();
+  assert.equal(dry.requested('other:1'), [], 'the ring neighbour is not known to be dry yet');
+  dry.open('next:1', [{ type: 'bitfield', bits: have.bits }, { type: 'unchoke' }]);
+  assert.ok(dry.requested('other:1').length > 0, 'no pause: the neighbour holds nothing we lack');
   // When the download neighbour has a chunk we lack, the ring is strict again.
-  const strict = new Scripted(
-    have,
-    [
-      { address: 'next:1', role: 'download-neighbour' },
-      { address: 'other:1', role: 'neighbour' },
-    ],
-    { topology: 'ring', phases: 'two-phase' },
-  );
-  strict.open('other:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
+  const strict = ringPeer();
   strict.open('next:1', [{ type: 'bitfield', bits: allBits() }, { type: 'unchoke' }]);
   assert.equal(strict.requested('other:1'), []);
   assert.ok(strict.requested('next:1').length > 0);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sha256File } from '../src/app/processes.ts';
-import { Workspace } from './support/processes.ts';
+import { inWorkspace, orphanedTorrent, torrentPeer } from './support/processes.ts';
 
 const TSX = ['--import', 'tsx'];
 const SCRIPTS = {
@@ -75,9 +75,8 @@ function watch(child: ChildProcess): { out: string[]; err: string[]; exited: Pro
   return { out, err, exited };
 }
 
-test('1. npm start never deletes what it did not make: the user file and folder survive', async () => {
-  const space = new Workspace();
-  try {
+test('1. npm start never deletes what it did not make: the user file and folder survive', () =>
+  inWorkspace(async (space) => {
     const dir = space.path('data');
     mkdirSync(dir);
     writeFileSync(join(dir, 'keep.txt'), 'mine\n');
@@ -112,14 +111,10 @@ test('1. npm start never deletes what it did not make: the user file and folder 
     const guarded = run('demo', ['--dir', dir, '--file', inside, '--peers', '2', '--quiet']);
     assertCleanExit(guarded, 2, /inside .*Peer1Dir, which the demo replaces/, '--file inside Peer1Dir');
     assert.ok(existsSync(inside));
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
-test('2a, 2b. --torrent alone against a live owner finishes; a folder that holds the file exits at once', async () => {
-  const space = new Workspace();
-  try {
+test('2a, 2b. --torrent alone against a live owner finishes; a folder that holds the file exits at once', () =>
+  inWorkspace(async (space) => {
     const file = space.file('data.bin', 700_000);
     const { process: owner } = await space.owner(file);
     // Acceptance 2: the owner's .torrent alone is enough (its tracker names the owner itself).
@@ -136,22 +131,14 @@ test('2a, 2b. --torrent alone against a live owner finishes; a folder that holds
     owner.child.kill('SIGKILL');
     await owner.exited;
     // The owner (its tracker too) is gone: all the peer needs is on disk.
-    const again = run(
-      'swarm',
-      ['peer', '--torrent', `${file}.torrent`, '--dir', space.path('Peer1Dir'), '--exit-when-done'],
-      20_000,
-    );
+    const again = run('swarm', torrentPeer(file, space.path('Peer1Dir'), '--exit-when-done'), 20_000);
     assert.is(again.status, 0, again.stderr);
     assert.match(again.stdout, /7\/7 chunks verified/);
     assert.match(again.stdout, /complete, verified/);
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
-test('2c, 2e. owner killed mid-transfer and an unreachable --download-from: said at once, then bounded', async () => {
-  const space = new Workspace();
-  try {
+test('2c, 2e. owner killed mid-transfer and an unreachable --download-from: said at once, then bounded', () =>
+  inWorkspace(async (space) => {
     const file = space.file('big.bin', 8 * 1024 * 1024);
     const { process: owner, port } = await space.owner(file);
     const nobody = await closedPort();
@@ -175,28 +162,15 @@ test('2c, 2e. owner killed mid-transfer and an unreachable --download-from: said
       notices.join('\n'),
     );
     assert.match(peer.stderr.join('\n'), /gave up: \d+\/82 chunks, none new for 3 s/);
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
-test('2d. a dead tracker in a .torrent: said, then --exit-when-done gives up with exit 1', async () => {
-  const space = new Workspace();
-  try {
-    const file = space.file('data.bin', 700_000);
-    const { process: owner } = await space.owner(file);
-    owner.child.kill('SIGKILL');
-    await owner.exited;
-    const result = run('swarm', [
-      'peer',
-      '--torrent',
-      `${file}.torrent`,
-      '--dir',
-      space.path('P'),
-      '--exit-when-done',
-      '--give-up-after',
-      '2',
-    ]);
+test('2d. a dead tracker in a .torrent: said, then --exit-when-done gives up with exit 1', () =>
+  inWorkspace(async (space) => {
+    const file = await orphanedTorrent(space);
+    const result = run(
+      'swarm',
+      torrentPeer(file, space.path('P'), '--exit-when-done', '--give-up-after', '2'),
+    );
     assertCleanExit(
       result,
       1,
@@ -204,10 +178,7 @@ test('2d. a dead tracker in a .torrent: said, then --exit-when-done gives up wit
       'dead tracker',
     );
     assert.match(result.stdout, /tracker http:\/\/127\.0\.0\.1:\d+\/announce failed/);
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
 test('2f. an unreachable owner at start: every retry is said when it happens', async () => {
   const port = await closedPort();
@@ -225,15 +196,11 @@ test('2f. an unreachable owner at start: every retry is said when it happens', a
   assert.not.ok(existsSync('/nonexistent/never-made'));
 });
 
-test('3a. a closed stdout (| head) ends swarm peer and npm run sim quietly', async () => {
-  const space = new Workspace();
-  try {
-    const file = space.file('data.bin', 700_000);
-    const { process: owner } = await space.owner(file);
-    owner.child.kill('SIGKILL');
-    await owner.exited;
+test('3a. a closed stdout (| head) ends swarm peer and npm run sim quietly', () =>
+  inWorkspace(async (space) => {
+    const file = await orphanedTorrent(space);
     const cases: [Command, string[]][] = [
-      ['swarm', ['peer', '--torrent', `${file}.torrent`, '--dir', space.path('P'), '--json']],
+      ['swarm', torrentPeer(file, space.path('P'), '--json')],
       ['sim', ['scenarios/ring6.json']],
     ];
     for (const [command, args] of cases) {
@@ -248,60 +215,36 @@ test('3a. a closed stdout (| head) ends swarm peer and npm run sim quietly', asy
       assert.not.match(seen.err.join(''), STACK, `${command}: a stack trace`);
       assert.not.match(seen.err.join(''), /EPIPE/, `${command}: EPIPE shown`);
     }
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
-test('3b, 3c, 3f. unwritable --torrent, --dir that is a file, a port in use: exit 2, nothing left behind', async () => {
-  const space = new Workspace();
-  const busy = await listening();
-  try {
-    const file = space.file('data.bin', 700_000);
-    const aFile = space.file('afile', 10);
-    const torrent = run('swarm', [
-      'owner',
-      '--file',
-      file,
-      '--port',
-      '0',
-      '--torrent',
-      space.path('no', 'such', 'x.torrent'),
-    ]);
-    assertCleanExit(torrent, 2, /cannot write --torrent .*x\.torrent: ENOENT/, 'unwritable torrent');
-    assert.not.ok(existsSync(`${file}.chunks`), 'no chunk folder left behind');
-    for (const args of [
-      ['owner', '--file', file, '--port', '0', '--dir', aFile],
-      ['peer', '--torrent', space.path('missing.torrent'), '--dir', aFile],
-    ]) {
-      const result = run('swarm', args);
-      assertCleanExit(result, 2, /(is a file, not a folder|cannot read --torrent)/, args.join(' '));
+test('3b, 3c, 3f. unwritable --torrent, --dir that is a file, a port in use: exit 2, nothing left behind', () =>
+  inWorkspace(async (space) => {
+    const busy = await listening();
+    try {
+      const file = space.file('data.bin', 700_000);
+      const aFile = space.file('afile', 10);
+      const noSuchFolder = space.path('no', 'such', 'x.torrent');
+      const torrent = run('swarm', ['owner', '--file', file, '--port', '0', '--torrent', noSuchFolder]);
+      assertCleanExit(torrent, 2, /cannot write --torrent .*x\.torrent: ENOENT/, 'unwritable torrent');
+      assert.not.ok(existsSync(`${file}.chunks`), 'no chunk folder left behind');
+      const ownerDir = run('swarm', ['owner', '--file', file, '--port', '0', '--dir', aFile]);
+      assertCleanExit(ownerDir, 2, /--dir .*afile is a file, not a folder/, 'owner --dir is a file');
+      const inUse = run('swarm', ['owner', '--file', file, '--port', String(portOf(busy))]);
+      assertCleanExit(inUse, 2, /already in use/, 'owner port in use');
+      assert.not.ok(existsSync(`${file}.chunks`), 'owner: no chunk folder left behind');
+      await space.owner(file);
+      const peerDir = run('swarm', torrentPeer(file, aFile));
+      assertCleanExit(peerDir, 2, /--dir .*afile is a file, not a folder/, 'peer --dir is a file');
+      const peerInUse = run('swarm', torrentPeer(file, space.path('P9'), '--port', String(portOf(busy))));
+      assertCleanExit(peerInUse, 2, /already in use/, 'peer port in use');
+      assert.not.ok(existsSync(space.path('P9')), 'peer: no folder left behind');
+    } finally {
+      busy.close();
     }
-    const inUse = run('swarm', ['owner', '--file', file, '--port', String(portOf(busy))]);
-    assertCleanExit(inUse, 2, /already in use/, 'owner port in use');
-    assert.not.ok(existsSync(`${file}.chunks`), 'owner: no chunk folder left behind');
-    const { process: owner } = await space.owner(file);
-    await owner.waitFor((line) => line.event === 'listening');
-    const peerInUse = run('swarm', [
-      'peer',
-      '--torrent',
-      `${file}.torrent`,
-      '--port',
-      String(portOf(busy)),
-      '--dir',
-      space.path('P9'),
-    ]);
-    assertCleanExit(peerInUse, 2, /already in use/, 'peer port in use');
-    assert.not.ok(existsSync(space.path('P9')), 'peer: no folder left behind');
-  } finally {
-    busy.close();
-    await space.close();
-  }
-});
+  }));
 
-test('3d, 3e, 4. user errors of every command: one line, exit 2, never a stack trace', async () => {
-  const space = new Workspace();
-  try {
+test('3d, 3e, 4. user errors of every command: one line, exit 2, never a stack trace', () =>
+  inWorkspace(async (space) => {
     const tiny = space.file('tiny.bin', 3);
     const cases: [Command, string[], RegExp][] = [
       [
@@ -336,14 +279,10 @@ test('3d, 3e, 4. user errors of every command: one line, exit 2, never a stack t
       assert.is(result.stderr.trim().split('\n')[0]?.startsWith(`${command}: `), true, result.stderr);
     }
     for (const dir of ['d1', 'd2', 'd3']) assert.not.ok(existsSync(space.path(dir)), `demo made ${dir}`);
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
-test('4. npm start prints every process on one clock: both ends of a connection say the same time', async () => {
-  const space = new Workspace();
-  try {
+test('4. npm start prints every process on one clock: both ends of a connection say the same time', () =>
+  inWorkspace(async (space) => {
     const result = run('demo', ['--dir', space.path('demo'), '--peers', '2', '--size-mib', '1'], 120_000);
     assert.is(result.status, 0, result.stderr);
     // The dialler's "outbound" line and the listener's "inbound" line of one connection.
@@ -376,23 +315,14 @@ test('4. npm start prints every process on one clock: both ends of a connection 
     ]) {
       assert.match(result.stdout, text);
     }
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
-test('4. a peer says what it does on Ctrl-C', async () => {
-  const space = new Workspace();
-  try {
-    const file = space.file('data.bin', 700_000);
-    const { process: owner } = await space.owner(file);
-    owner.child.kill('SIGKILL');
-    await owner.exited;
-    const child = spawn(
-      process.execPath,
-      [...TSX, SCRIPTS.swarm, 'peer', '--torrent', `${file}.torrent`, '--dir', space.path('P')],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+test('4. a peer says what it does on Ctrl-C', () =>
+  inWorkspace(async (space) => {
+    const file = await orphanedTorrent(space);
+    const child = spawn(process.execPath, [...TSX, SCRIPTS.swarm, ...torrentPeer(file, space.path('P'))], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const seen = watch(child);
     await new Promise<void>((resolve) => {
       const check = (): void => {
@@ -404,9 +334,6 @@ test('4. a peer says what it does on Ctrl-C', async () => {
     child.kill('SIGINT');
     await seen.exited;
     assert.match(seen.out.join(''), /SIGINT, stopping with 0\/7 chunks in /);
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
 test.run();

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatEta, formatPeerStatus, RateMeter } from '../src/app/progress.ts';
-import { Workspace } from './support/processes.ts';
+import { inWorkspace, torrentPeer } from './support/processes.ts';
 
 /** Runs `node --import tsx <args>` with a pseudo-terminal as its stdout; returns what it drew. */
 function inTerminal(args: readonly string[], timeoutMs = 120_000): { status: number | null; screen: string } {
@@ -44,19 +44,13 @@ test('a rate is the bytes of the last few seconds; the ETA follows from it', () 
   assert.is(line, 'peer1    [##########..........] 10/20 chunks  ↓ 2.5 MB/s  ↑ 1 kB/s  ETA 1 s  3 peers');
 });
 
-test('swarm peer on a terminal: one line redrawn in place with chunks, rates, ETA and peers', async () => {
-  const space = new Workspace();
-  try {
+test('swarm peer on a terminal: one line redrawn in place with chunks, rates, ETA and peers', () =>
+  inWorkspace(async (space) => {
     const file = space.file('data.bin', 3_000_000);
     await space.owner(file);
     const { status, screen } = inTerminal([
       'src/app/cli.ts',
-      'peer',
-      '--torrent',
-      `${file}.torrent`,
-      '--dir',
-      space.path('P'),
-      '--exit-when-done',
+      ...torrentPeer(file, space.path('P'), '--exit-when-done'),
     ]);
     assert.is(status, 0, screen);
     const redraws = screen
@@ -65,14 +59,10 @@ test('swarm peer on a terminal: one line redrawn in place with chunks, rates, ET
     assert.ok(redraws.length >= 2, `the line is redrawn: ${JSON.stringify(screen.slice(0, 800))}`);
     assert.match(screen, /30\/30 chunks .*ETA done/);
     assert.not.match(screen, /received chunk \d+ from/, 'no activity lines on a terminal');
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
-test('npm start on a terminal: a line per process, the owner too, and a swarm total', async () => {
-  const space = new Workspace();
-  try {
+test('npm start on a terminal: a line per process, the owner too, and a swarm total', () =>
+  inWorkspace(async (space) => {
     const { status, screen } = inTerminal([
       'src/app/demo.ts',
       '--dir',
@@ -88,9 +78,6 @@ test('npm start on a terminal: a line per process, the owner too, and a swarm to
     assert.match(screen, /Peer2 {4}\[/);
     assert.match(screen, /swarm {4}42\/42 chunks held {2}↓ .+ in all {2}ETA done/);
     assert.ok(screen.includes('\u001b[4A'), 'the four lines are redrawn in place');
-  } finally {
-    await space.close();
-  }
-});
+  }));
 
 test.run();

@@ -56,6 +56,30 @@ export class Workspace {
   }
 }
 
+/** Runs `body` in a fresh workspace, closed afterwards (its processes stopped, its folder removed). */
+export async function inWorkspace(body: (space: Workspace) => Promise<void>): Promise<void> {
+  const space = new Workspace();
+  try {
+    await body(space);
+  } finally {
+    await space.close();
+  }
+}
+
+/** A file seeded once, with the owner gone again: its .torrent names a tracker that is dead. */
+export async function orphanedTorrent(space: Workspace, sizeBytes = 700_000): Promise<string> {
+  const file = space.file('data.bin', sizeBytes);
+  const { process: owner } = await space.owner(file);
+  owner.child.kill('SIGKILL');
+  await owner.exited;
+  return file;
+}
+
+/** `peer --torrent FILE.torrent --dir DIR` and more: a peer of a file's swarm. */
+export function torrentPeer(file: string, dir: string, ...extra: string[]): string[] {
+  return ['peer', '--torrent', `${file}.torrent`, '--dir', dir, ...extra];
+}
+
 export function countEvents(process_: SwarmProcess, kind: string): number {
   return process_.lines.filter((line) => line.event === 'activity' && line.kind === kind).length;
 }
