@@ -99,8 +99,9 @@ function ourReserved(): Uint8Array {
 /** One peer's side of a metadata fetch. Call `opening()` once, then `receive()` with every chunk of bytes. */
 export class MetadataExchange {
   #phase: typeof PHASE_HANDSHAKE | typeof PHASE_FRAMES | typeof PHASE_OVER = PHASE_HANDSHAKE;
-  /** Unframed input; never more than one frame plus its prefix. */
+  /** Unframed input (the first `#pendingBytes`): at most one unfinished frame after each call. */
   #pending: Uint8Array = new Uint8Array(0);
+  #pendingBytes = 0;
   #skippedFrames = 0;
   /** The remote's id for ut_metadata messages we send; known after its extension handshake. */
   #theirMetadataId: number | undefined;
@@ -136,14 +137,13 @@ export class MetadataExchange {
   /** Feeds bytes from the socket. After a `done` or `failed` step, further input is ignored. */
   receive(bytes: Uint8Array): MetadataStep {
     if (this.#phase === PHASE_OVER) return { kind: 'continue', send: [] };
-    const joined = new Uint8Array(this.#pending.length + bytes.length);
-    joined.set(this.#pending);
-    joined.set(bytes, this.#pending.length);
+    this.#append(bytes);
+    const buffer = this.#pending.subarray(0, this.#pendingBytes);
     const send: Uint8Array[] = [];
     let offset = 0;
     for (;;) {
       const step =
-        this.#phase === PHASE_HANDSHAKE ? this.#handshake(joined, offset) : this.#frame(joined, offset, send);
+        this.#phase === PHASE_HANDSHAKE ? this.#handshake(buffer, offset) : this.#frame(buffer, offset, send);
       if (typeof step === 'number') {
         if (step === offset) break; // needs more input
         offset = step;
@@ -151,10 +151,25 @@ export class MetadataExchange {
       }
       this.#phase = PHASE_OVER;
       this.#pending = new Uint8Array(0);
+      this.#pendingBytes = 0;
       return step;
     }
-    this.#pending = joined.slice(offset);
+    // Only the unfinished frame stays; it moves only when whole frames went before it.
+    if (offset > 0) this.#pending.copyWithin(0, offset, this.#pendingBytes);
+    this.#pendingBytes -= offset;
     return { kind: 'continue', send };
+  }
+
+  /** Appends input, growing the buffer by doubling so a trickle of bytes costs linear time. */
+  #append(bytes: Uint8Array): void {
+    const needed = this.#pendingBytes + bytes.length;
+    if (needed > this.#pending.length) {
+      const grown = new Uint8Array(Math.max(needed, 2 * this.#pending.length, 1024));
+      grown.set(this.#pending.subarray(0, this.#pendingBytes));
+      this.#pending = grown;
+    }
+    this.#pending.set(bytes, this.#pendingBytes);
+    this.#pendingBytes = needed;
   }
 
   /** The remote's 68-byte handshake at `offset`: the offset after it, the same offset to wait, or a failure. */
