@@ -1,6 +1,6 @@
 /**
  * swarm as a client people install and use: the built command from `npm pack`, `--version`,
- * and the one-liners `swarm seed FILE` and `swarm get TORRENT -o PATH`.
+ * and the one-liners `swarm seed FILE` and `swarm get TORRENT|MAGNET -o PATH`.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -73,11 +73,21 @@ test('swarm seed FILE, then swarm get TORRENT -o PATH --connect: a verified file
     });
     assert.is(again.status, 2);
     assert.match(again.stderr, /exists already/);
-    const magnet = spawnSync(process.execPath, [...cli, 'get', String(listening.magnet)], {
-      encoding: 'utf8',
-    });
-    assert.is(magnet.status, 2);
-    assert.match(magnet.stderr, /magnet link needs the metadata fetch \(BEP 9\)/);
+    // The magnet link alone: the metadata (BEP 9) from the seeder, then the same verified file.
+    const viaMagnet = space.path('via-magnet.bin');
+    const magnet = spawnSync(
+      process.execPath,
+      [...cli, 'get', String(listening.magnet), '-o', viaMagnet, '--connect', `127.0.0.1:${listening.port}`],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.is(magnet.status, 0, magnet.stderr);
+    assert.match(magnet.stdout, /fetching metadata \(BEP 9\) from 1 peer/);
+    assert.is(await sha256File(viaMagnet), await sha256File(file));
+    assert.is(
+      readFileSync(join(`${viaMagnet}.parts`, 'movie.bin.torrent')).toString('hex'),
+      readFileSync(`${file}.torrent`).toString('hex'),
+      "the rebuilt .torrent is the seeder's, byte for byte",
+    );
   }));
 
 test.run();

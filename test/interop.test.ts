@@ -2,7 +2,8 @@
  * Interop with BitTorrent clients nobody here wrote, on 127.0.0.1: libtorrent 2.0 (python3-libtorrent),
  * aria2 1.36 and Transmission 3.00. Both directions — a real client downloads from our owner, our
  * peer downloads from a real client seeding — at 102400- and 262144-byte chunks, file hashes
- * verified; magnet links alone (BEP 9 from our owner); and a mixed swarm.
+ * verified; magnet links alone (BEP 9 from our owner, and our peer's from a libtorrent seeder); and a
+ * mixed swarm.
  *
  * A missing client fails the test with the package to install (`.ci/run` installs them); nothing
  * here is skipped. Every process is bounded in time and killed in `finally`.
@@ -11,6 +12,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type EventLine, type SwarmProcess, sha256File } from '../src/app/processes.ts';
+import { magnetLink, parseTorrent } from '../src/engine/metainfo.ts';
+import { sha1 } from '../src/platform/sha1.ts';
 import {
   type ClientProcess,
   type Clients,
@@ -244,6 +247,50 @@ test('a magnet link alone is enough: libtorrent and aria2 fetch the metadata fro
     assert.is(await within(DEADLINE_MS, 'aria2 via magnet', aria.exited, why), 0, aria.tail());
     await assertSameFile(space.path('lt', 'data.bin'), file, 'libtorrent');
     await assertSameFile(space.path('aria', 'data.bin'), file, 'aria2');
+  });
+});
+
+test('our peer starts from a magnet link alone: the metadata from a libtorrent seeder (BEP 9)', async () => {
+  await withClients(['libtorrent'], async (space, clients) => {
+    const file = space.file('data.bin', 1_000_000, 11);
+    const torrent = await writeTorrent(
+      file,
+      102400,
+      space.path('seed.torrent'),
+      'http://127.0.0.1:9/announce',
+    );
+    const parsed = parseTorrent(new Uint8Array(readFileSync(torrent)), sha1);
+    assert.ok(parsed.ok);
+    if (!parsed.ok) return;
+    const seeder = await startLibtorrent(clients, {
+      name: 'libtorrent seeder',
+      torrent,
+      save: space.dir,
+      seed: true,
+    });
+    await within(
+      15_000,
+      'libtorrent seeding',
+      seeder.client.waitFor((line) => line.event === 'seeding'),
+      () => clients.tails(),
+    );
+    const peer = startTorrentPeer(space, '1', magnetLink(parsed.metainfo), seeder.port);
+    const why = context(space, clients, [peer]);
+    const metadata = await within(
+      15_000,
+      'metadata from libtorrent',
+      peer.waitFor((line) => line.event === 'metadata'),
+      why,
+    );
+    assert.is(metadata.from, `127.0.0.1:${seeder.port}`);
+    const done = await within(DEADLINE_MS, 'our peer download', peer.waitFor(isComplete), why);
+    assert.is(done.fileSha256, await sha256File(file));
+    // The torrent rebuilt around libtorrent's info bytes has the link's info hash.
+    const saved = parseTorrent(
+      new Uint8Array(readFileSync(space.path('Peer1Dir', 'data.bin.torrent'))),
+      sha1,
+    );
+    assert.ok(saved.ok && Buffer.from(saved.metainfo.infoHash).equals(parsed.metainfo.infoHash));
   });
 });
 

@@ -19,7 +19,7 @@ export const MAIN_USAGE = `usage: swarm <command> [options]
 
 commands:
   seed FILE            share a file with defaults: prints its magnet link and .torrent path
-  get TORRENT [-o P]   download a file from its .torrent, write it to P and exit
+  get TORRENT [-o P]   download a file from its .torrent or magnet link, write it to P and exit
   owner                seed a file, with every option (chunk size, shares, tracker interval)
   peer                 download from an owner (or any BitTorrent seeder) and trade with neighbours
 
@@ -34,15 +34,18 @@ Shares FILE as its owner with the defaults of "swarm owner": writes FILE.torrent
 FILE.chunks, serves peers and the swarm's tracker on port P (default 6881), and prints the magnet
 link and the .torrent's path. Runs until Ctrl-C. "swarm owner --help" lists the other options.`;
 
-export const GET_USAGE = `usage: swarm get TORRENT [-o PATH] [--connect HOST:PORT]... [--dir D] [--port P] [--json|--quiet]
+export const GET_USAGE = `usage: swarm get TORRENT|MAGNET [-o PATH] [--connect HOST:PORT]... [--dir D] [--port P] [--json|--quiet]
 
 Downloads the file a .torrent describes from its tracker's swarm and from the --connect peers,
 verifies it, writes it to PATH (default: the torrent's file name, here) and exits. PATH must not
 exist yet. The chunk files stay in the work folder D (default PATH.parts), so a second run resumes.
+Given a magnet link ('magnet:?xt=urn:btih:…', quoted for the shell), it first fetches the torrent's
+metadata (BEP 9) from the --connect peers, else the link's x.pe peers, else the peers its trackers
+(tr) name, checks it against the info hash and saves it as D/NAME.torrent; then it goes on as above.
   -o, --output PATH     where to write the file (never overwritten)
   --connect H:P         also dial this seeder or peer (repeatable)
   --dir D               the work folder for chunk files (default PATH.parts)
-  --give-up-after S     exit 1 after S seconds without a new chunk (default 60)`;
+  --give-up-after S     exit 1 after S seconds without a new chunk, or without the metadata (default 60)`;
 
 export const OWNER_USAGE = `usage: swarm owner --file F [--port P] [--host H] [--torrent T] [--dir D]
                    [--chunk-size BYTES] [--peers N] [--advertise shares|all] [--json|--quiet]
@@ -61,11 +64,12 @@ export const OWNER_USAGE = `usage: swarm owner --file F [--port P] [--host H] [-
   --json            one JSON object per line; --quiet: errors only`;
 
 export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--download-from HOST:PORT] [--dir D] [--id N]
-       swarm peer --torrent T [--connect HOST:PORT]... [--port P] [--dir D] [--id N]
+       swarm peer --torrent T|MAGNET [--connect HOST:PORT]... [--port P] [--dir D] [--id N]
        swarm peer <ownerPort> <ownPort> <downloadNeighbourPort>
 
   --owner H:P          the owner (its tracker hands out the torrent and ring neighbours)
-  --torrent T          read the .torrent from file T instead and download from any BitTorrent
+  --torrent T          read the .torrent from file T (or fetch it, BEP 9, when T is a magnet link:
+                       'magnet:?xt=urn:btih:…', saved as D/NAME.torrent) and download from any BitTorrent
                        seeder or peer (libtorrent, aria2, Transmission, swarm): those given with
                        --connect and those the torrent's tracker names, if it has one (a tracker
                        that fails is ignored). Every connection is a download source (mesh,
@@ -83,7 +87,8 @@ export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--dow
   --phases M           two-phase (default with --owner) or overlapped (default with --torrent)
   --exit-when-done     exit once the file is complete and verified (default: keep seeding)
   --give-up-after S    with --exit-when-done: exit 1 after S seconds without a new chunk (default
-                       60); without it, a stalled peer says what it waits for every 10 s
+                       60); without it, a stalled peer says what it waits for every 10 s. With
+                       a magnet link it also bounds the metadata fetch
   --retries N          how often to retry an unreachable owner (default 6)
   --log                on a terminal too, every activity line instead of the status line
   --json               one JSON object per line; --quiet: errors only`;

@@ -1,5 +1,5 @@
 /**
- * `swarm get`: a peer that downloads one file from a .torrent, puts the verified file where the
+ * `swarm get`: a peer that downloads one file from a .torrent or a magnet link, puts the verified file where the
  * user asked (never over an existing one), and exits. Its chunk files stay in a work folder, so a
  * second run resumes instead of starting over.
  */
@@ -7,15 +7,17 @@
 import { randomInt } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { Metainfo } from '../engine/metainfo.ts';
 import { unsafeFileNameReason } from '../transport/store-names.ts';
 import type { HostPort } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
-import type { OutputMode } from './output.ts';
+import { isMagnetLink, readMagnet, saveTorrent, torrentFromMagnet } from './magnet.ts';
+import { type OutputMode, Reporter } from './output.ts';
 import { runPeer } from './peer.ts';
 import { readTorrentFile } from './torrent-source.ts';
 
 export interface GetOptions {
-  /** A .torrent file's path (magnet links need BEP 9 fetching, which our peer does not do yet). */
+  /** A .torrent file's path, or a magnet link (the metadata is fetched first, BEP 9). */
   readonly what: string;
   readonly outputPath: string | undefined;
   readonly dir: string | undefined;
@@ -33,12 +35,13 @@ const exists = (path: string): Promise<boolean> =>
   );
 
 export async function runGet(options: GetOptions): Promise<number> {
-  if (options.what.startsWith('magnet:')) {
-    throw new UsageFailure(
-      'get: starting from a magnet link needs the metadata fetch (BEP 9), which our peer does not do yet; give the .torrent file',
-    );
-  }
+  if (isMagnetLink(options.what)) return await getMagnet(options);
   const { metainfo } = await readTorrentFile(options.what, 'the torrent');
+  return await download(options, metainfo, options.what, options.connect);
+}
+
+/** The output path the user gave or the torrent names, checked not to exist. */
+async function outputPathFor(options: GetOptions, metainfo: Metainfo): Promise<string> {
   // The name comes from the torrent, a file someone else made: it must be a plain file name.
   const unsafe = unsafeFileNameReason(metainfo.name);
   if (options.outputPath === undefined && unsafe !== undefined) {
@@ -52,8 +55,47 @@ export async function runGet(options: GetOptions): Promise<number> {
       `${outputPath} exists already; give another -o PATH (swarm never overwrites a file)`,
     );
   }
+  return outputPath;
+}
+
+/**
+ * A magnet link: the metadata from the --connect peers, the link's x.pe peers or its trackers, saved
+ * as PATH.parts/NAME.torrent; then the download as from that .torrent.
+ */
+async function getMagnet(options: GetOptions): Promise<number> {
+  const magnet = readMagnet(options.what);
+  // Refuse an existing -o before spending time on the network.
+  if (options.outputPath !== undefined && (await exists(resolve(options.outputPath)))) {
+    throw new UsageFailure(
+      `${resolve(options.outputPath)} exists already; give another -o PATH (swarm never overwrites a file)`,
+    );
+  }
+  const reporter = new Reporter(options.output, 'get');
+  const torrent = await torrentFromMagnet({
+    magnet,
+    connect: options.connect,
+    giveUpAfterMs: options.giveUpAfterMs,
+    port: options.port,
+    reporter,
+    name: 'get',
+  });
+  reporter.flush();
+  const outputPath = await outputPathFor(options, torrent.metainfo);
+  const torrentPath = await saveTorrent(torrent, options.dir ?? `${outputPath}.parts`, '--dir');
+  // The link's own peers trade in the download too, beside --connect and the tracker's.
+  const connect = [...options.connect, ...magnet.peers];
+  return await download(options, torrent.metainfo, torrentPath, connect);
+}
+
+async function download(
+  options: GetOptions,
+  metainfo: Metainfo,
+  torrentPath: string,
+  connect: readonly HostPort[],
+): Promise<number> {
+  const outputPath = await outputPathFor(options, metainfo);
   return runPeer({
-    source: { kind: 'torrent', path: options.what, connect: options.connect },
+    source: { kind: 'torrent', path: torrentPath, connect },
     host: options.host,
     port: options.port,
     downloadFrom: undefined,

@@ -21,7 +21,8 @@ import {
 } from './args.ts';
 import { runCommand } from './command.ts';
 import { runGet } from './get.ts';
-import type { OutputMode } from './output.ts';
+import { isMagnetLink, readMagnet, saveTorrent, torrentFromMagnet } from './magnet.ts';
+import { type OutputMode, Reporter } from './output.ts';
 import { runOwner } from './owner.ts';
 import { type PeerSource, runPeer } from './peer.ts';
 
@@ -168,13 +169,20 @@ async function peer(args: string[]): Promise<number> {
   if (!/^[A-Za-z0-9_-]{1,12}$/.test(id))
     throw new UsageFailure(`--id: "${id}" must be 1 to 12 letters or digits`);
   const foreign = source.kind === 'torrent';
+  const dir = values.dir ?? `Peer${id}Dir`;
+  const output = outputMode(values);
   return await runPeer({
-    source,
+    source: await resolveMagnet(source, {
+      dir,
+      port,
+      output,
+      giveUpAfterMs: parseCount(values['give-up-after'], '--give-up-after', 60, 1, 86_400) * 1000,
+    }),
     host: values.host ?? '127.0.0.1',
     port,
     downloadFrom,
     id,
-    dir: values.dir ?? `Peer${id}Dir`,
+    dir,
     topology: parseChoice(
       values.topology,
       '--topology',
@@ -192,10 +200,34 @@ async function peer(args: string[]): Promise<number> {
     exitWhenDone: values['exit-when-done'] === true,
     giveUpAfterMs: parseCount(values['give-up-after'], '--give-up-after', 60, 1, 86_400) * 1000,
     retries: parseCount(values.retries, '--retries', 6, 0, 100),
-    output: outputMode(values),
+    output,
     clockOriginMs: parseClockOrigin(values['clock-origin']),
     log: values.log === true,
   });
+}
+
+/**
+ * `--torrent MAGNET`: the metadata fetched from the --connect peers, the link's x.pe peers or its
+ * trackers (within --give-up-after), saved as DIR/NAME.torrent; the link's peers join --connect.
+ */
+async function resolveMagnet(
+  source: PeerSource,
+  options: { dir: string; port: number; output: OutputMode; giveUpAfterMs: number },
+): Promise<PeerSource> {
+  if (source.kind !== 'torrent' || !isMagnetLink(source.path)) return source;
+  const magnet = readMagnet(source.path);
+  const reporter = new Reporter(options.output, 'magnet');
+  const torrent = await torrentFromMagnet({
+    magnet,
+    connect: source.connect,
+    giveUpAfterMs: options.giveUpAfterMs,
+    port: options.port,
+    reporter,
+    name: 'magnet',
+  });
+  reporter.flush();
+  const path = await saveTorrent(torrent, options.dir, '--dir');
+  return { kind: 'torrent', path, connect: [...source.connect, ...magnet.peers] };
 }
 
 /** `swarm get TORRENT [-o PATH] [--connect HOST:PORT]…`: download one file and exit. */
