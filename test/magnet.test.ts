@@ -25,8 +25,8 @@ import {
   MAX_MAGNET_PARAMETERS,
   MAX_MAGNET_PEERS,
   MAX_MAGNET_TRACKERS,
-  parseMagnet,
-} from '../src/engine/magnet.ts';
+} from '../src/engine/limits.ts';
+import { parseMagnet } from '../src/engine/magnet.ts';
 import { MetadataExchange, type MetadataStep } from '../src/engine/metadata-exchange.ts';
 import { parseTorrent } from '../src/engine/metainfo.ts';
 import { sha1 } from '../src/platform/sha1.ts';

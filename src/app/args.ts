@@ -93,6 +93,13 @@ export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--dow
   --log                on a terminal too, every activity line instead of the status line
   --json               one JSON object per line; --quiet: errors only`;
 
+/** `--NAME VALUE` flags for `node:util` parseArgs, one per name. */
+export function stringFlags<const K extends string>(...names: K[]): { [P in K]: { type: 'string' } } {
+  return Object.fromEntries(names.map((name) => [name, { type: 'string' }])) as {
+    [P in K]: { type: 'string' };
+  };
+}
+
 /** `--help` / `-h`, which every command takes (for `node:util` parseArgs). */
 export const HELP_FLAG = { help: { type: 'boolean', short: 'h' } } as const;
 

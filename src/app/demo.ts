@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { planChunks } from '../engine/chunking.ts';
 import { Random } from '../engine/random.ts';
-import { HELP_FLAG, OUTPUT_FLAGS, parseChoice, parseCount, UsageFailure } from './args.ts';
+import { HELP_FLAG, OUTPUT_FLAGS, parseChoice, parseCount, stringFlags, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
 import { claimDemoFolder } from './demo-folder.ts';
 import { DemoReport } from './demo-report.ts';
@@ -49,15 +49,17 @@ async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      peers: { type: 'string' },
-      topology: { type: 'string' },
-      picker: { type: 'string' },
-      phases: { type: 'string' },
-      file: { type: 'string' },
-      'size-mib': { type: 'string' },
-      dir: { type: 'string' },
-      'timeout-s': { type: 'string' },
-      report: { type: 'string' },
+      ...stringFlags(
+        'peers',
+        'topology',
+        'picker',
+        'phases',
+        'file',
+        'size-mib',
+        'dir',
+        'timeout-s',
+        'report',
+      ),
       log: { type: 'boolean' },
       ...OUTPUT_FLAGS,
       ...HELP_FLAG,

@@ -11,8 +11,8 @@ import type { Metainfo } from '../engine/metainfo.ts';
 import { unsafeFileNameReason } from '../transport/store-names.ts';
 import type { HostPort } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
-import { isMagnetLink, readMagnet, saveTorrent, torrentFromMagnet } from './magnet.ts';
-import { type OutputMode, Reporter } from './output.ts';
+import { fetchMagnet, isMagnetLink, readMagnet, saveTorrent } from './magnet.ts';
+import type { OutputMode } from './output.ts';
 import { runPeer } from './peer.ts';
 import { readTorrentFile } from './torrent-source.ts';
 
@@ -63,27 +63,16 @@ async function outputPathFor(options: GetOptions, metainfo: Metainfo): Promise<s
  * as PATH.parts/NAME.torrent; then the download as from that .torrent.
  */
 async function getMagnet(options: GetOptions): Promise<number> {
-  const magnet = readMagnet(options.what);
+  readMagnet(options.what); // a bad link is refused before anything else
   // Refuse an existing -o before spending time on the network.
   if (options.outputPath !== undefined && (await exists(resolve(options.outputPath)))) {
     throw new UsageFailure(
       `${resolve(options.outputPath)} exists already; give another -o PATH (swarm never overwrites a file)`,
     );
   }
-  const reporter = new Reporter(options.output, 'get');
-  const torrent = await torrentFromMagnet({
-    magnet,
-    connect: options.connect,
-    giveUpAfterMs: options.giveUpAfterMs,
-    port: options.port,
-    reporter,
-    name: 'get',
-  });
-  reporter.flush();
+  const { torrent, connect } = await fetchMagnet(options.what, 'get', options);
   const outputPath = await outputPathFor(options, torrent.metainfo);
   const torrentPath = await saveTorrent(torrent, options.dir ?? `${outputPath}.parts`, '--dir');
-  // The link's own peers trade in the download too, beside --connect and the tracker's.
-  const connect = [...options.connect, ...magnet.peers];
   return await download(options, torrent.metainfo, torrentPath, connect);
 }
 

@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import nodeFs from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeBencode } from '../engine/bencode.ts';
+import { concatBytes } from '../engine/bytes.ts';
 import { bytesEqual, toHex } from '../engine/hash.ts';
 import { type Magnet, parseMagnet } from '../engine/magnet.ts';
 import { type Metainfo, parseTorrent } from '../engine/metainfo.ts';
@@ -18,7 +19,7 @@ import { fetchMetadata, formatPeer, type PeerFailure, uniquePeers } from '../tra
 import { announce, type HostPort } from '../transport/tracker-client.ts';
 import { UsageFailure } from './args.ts';
 import { RunFailure } from './command.ts';
-import type { Reporter } from './output.ts';
+import { type OutputMode, Reporter } from './output.ts';
 import { prepareFolder } from './startup.ts';
 
 const TRACKER_TIMEOUT_MS = 5_000;
@@ -48,13 +49,7 @@ export function torrentBytes(info: Uint8Array, announceUrl: string | undefined):
   if (announceUrl !== undefined)
     parts.push(utf8.encode('8:announce'), encodeBencode(utf8.encode(announceUrl)));
   parts.push(utf8.encode('4:info'), info, utf8.encode('e'));
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 export interface MagnetTorrentOptions {
@@ -109,6 +104,30 @@ export async function torrentFromMagnet(options: MagnetTorrentOptions): Promise<
     `${name}: got the metadata of ${parsed.metainfo.name} (${result.info.length} bytes) from ${result.peer}`,
   );
   return { bytes, metainfo: parsed.metainfo };
+}
+
+/** What a command that takes a magnet link passes on for the fetch. */
+export interface MagnetFetchOptions {
+  readonly connect: readonly HostPort[];
+  readonly giveUpAfterMs: number;
+  readonly port: number;
+  readonly output: OutputMode;
+}
+
+/**
+ * A magnet link's torrent, fetched (as `name` on the terminal), and the peers to trade with: the
+ * --connect ones and the link's own (`x.pe`).
+ */
+export async function fetchMagnet(
+  link: string,
+  name: string,
+  options: MagnetFetchOptions,
+): Promise<{ torrent: MagnetTorrent; connect: HostPort[] }> {
+  const magnet = readMagnet(link);
+  const reporter = new Reporter(options.output, name);
+  const torrent = await torrentFromMagnet({ ...options, magnet, reporter, name });
+  reporter.flush();
+  return { torrent, connect: [...options.connect, ...magnet.peers] };
 }
 
 /** Saves the torrent as `DIR/NAME.torrent` (the folder made if missing) and returns its path. */

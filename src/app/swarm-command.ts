@@ -17,57 +17,45 @@ import {
   parseCount,
   parsePort,
   SEED_USAGE,
+  stringFlags,
   UsageFailure,
 } from './args.ts';
 import { runCommand } from './command.ts';
 import { runGet } from './get.ts';
-import { isMagnetLink, readMagnet, saveTorrent, torrentFromMagnet } from './magnet.ts';
-import { type OutputMode, Reporter } from './output.ts';
+import { fetchMagnet, isMagnetLink, saveTorrent } from './magnet.ts';
+import type { OutputMode } from './output.ts';
 import { runOwner } from './owner.ts';
 import { type PeerSource, runPeer } from './peer.ts';
 
 const common = {
-  host: { type: 'string' },
-  port: { type: 'string' },
-  dir: { type: 'string' },
-  'clock-origin': { type: 'string' },
+  ...stringFlags('host', 'port', 'dir', 'clock-origin'),
   log: { type: 'boolean' },
   ...OUTPUT_FLAGS,
   ...HELP_FLAG,
 } as const;
 
+/** `--connect HOST:PORT`, repeatable. */
+const CONNECT_FLAG = { connect: { type: 'string', multiple: true } } as const;
+
 const ownerFlags = {
   ...common,
-  file: { type: 'string' },
-  torrent: { type: 'string' },
-  'chunk-size': { type: 'string' },
-  peers: { type: 'string' },
-  advertise: { type: 'string' },
-  connect: { type: 'string', multiple: true },
-  'announce-interval': { type: 'string' },
+  ...CONNECT_FLAG,
+  ...stringFlags('file', 'torrent', 'chunk-size', 'peers', 'advertise', 'announce-interval'),
 } as const;
 
 const peerFlags = {
   ...common,
-  owner: { type: 'string' },
-  torrent: { type: 'string' },
-  connect: { type: 'string', multiple: true },
-  'download-from': { type: 'string' },
-  id: { type: 'string' },
-  topology: { type: 'string' },
-  degree: { type: 'string' },
-  picker: { type: 'string' },
-  phases: { type: 'string' },
+  ...CONNECT_FLAG,
+  ...stringFlags('owner', 'torrent', 'download-from', 'id', 'topology', 'degree', 'picker', 'phases'),
+  ...stringFlags('give-up-after', 'retries'),
   'exit-when-done': { type: 'boolean' },
-  'give-up-after': { type: 'string' },
-  retries: { type: 'string' },
 } as const;
 
 const getFlags = {
   ...common,
+  ...CONNECT_FLAG,
   output: { type: 'string', short: 'o' },
-  connect: { type: 'string', multiple: true },
-  'give-up-after': { type: 'string' },
+  ...stringFlags('give-up-after'),
 } as const;
 
 function outputMode(values: { json?: boolean | undefined; quiet?: boolean | undefined }): OutputMode {
@@ -215,19 +203,12 @@ async function resolveMagnet(
   options: { dir: string; port: number; output: OutputMode; giveUpAfterMs: number },
 ): Promise<PeerSource> {
   if (source.kind !== 'torrent' || !isMagnetLink(source.path)) return source;
-  const magnet = readMagnet(source.path);
-  const reporter = new Reporter(options.output, 'magnet');
-  const torrent = await torrentFromMagnet({
-    magnet,
+  const { torrent, connect } = await fetchMagnet(source.path, 'magnet', {
+    ...options,
     connect: source.connect,
-    giveUpAfterMs: options.giveUpAfterMs,
-    port: options.port,
-    reporter,
-    name: 'magnet',
   });
-  reporter.flush();
   const path = await saveTorrent(torrent, options.dir, '--dir');
-  return { kind: 'torrent', path, connect: [...source.connect, ...magnet.peers] };
+  return { kind: 'torrent', path, connect };
 }
 
 /** `swarm get TORRENT [-o PATH] [--connect HOST:PORT]…`: download one file and exit. */

@@ -12,14 +12,7 @@ export type ActivityEvent =
       readonly bytes: number;
       readonly fromOwner: boolean;
     }
-  | {
-      readonly kind: 'chunk-sent';
-      readonly chunk: number;
-      readonly to: string;
-      /** What we sent of it: all of `chunkBytes`, or a part when others sent the rest. */
-      readonly bytes: number;
-      readonly chunkBytes: number;
-    }
+  | ({ readonly kind: 'chunk-sent'; readonly chunk: number; readonly to: string } & SentBytes)
   | { readonly kind: 'list-received'; readonly from: string; readonly list: ListSummary }
   | { readonly kind: 'list-sent'; readonly to: string; readonly list: ListSummary }
   | { readonly kind: 'request-sent'; readonly chunk: number; readonly to: string }
@@ -57,6 +50,12 @@ function describeList(list: ListSummary): string {
     case 'have':
       return `update +${list.chunk}`;
   }
+}
+
+/** What a chunk-sent event says we sent: all of the chunk's bytes, or a part when others sent the rest. */
+export interface SentBytes {
+  readonly bytes: number;
+  readonly chunkBytes: number;
 }
 
 export function describeActivity(event: ActivityEvent): string {

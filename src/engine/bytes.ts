@@ -12,3 +12,14 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** A big-endian unsigned 32-bit integer at `offset` (the caller checked four bytes are there). */
+export function readUint32(bytes: Uint8Array, offset: number): number {
+  // Multiply rather than shift the top byte: `<< 24` would go negative.
+  return (
+    (bytes[offset] as number) * 0x1000000 +
+    (((bytes[offset + 1] as number) << 16) |
+      ((bytes[offset + 2] as number) << 8) |
+      (bytes[offset + 3] as number))
+  );
+}

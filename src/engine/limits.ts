@@ -93,3 +93,19 @@ export const MAX_REDIAL_DOUBLINGS = 16;
 export const MAX_STORAGE_DOUBLINGS = 20;
 /** Copies of a chunk the owner counts at most (the counter is 16 bits wide). */
 export const MAX_COPIES_COUNTED = 0xffff;
+
+// Magnet links (BEP 9): what we read of one, at most.
+/** Longest magnet link we read, in characters. */
+export const MAX_MAGNET_LENGTH = 8192;
+/** Parameters (`key=value` pairs) we read at most. */
+export const MAX_MAGNET_PARAMETERS = 128;
+/** Trackers (`tr`) kept at most. */
+export const MAX_MAGNET_TRACKERS = 16;
+/** Peer addresses (`x.pe`) kept at most. */
+export const MAX_MAGNET_PEERS = 32;
+/** Longest tracker URL, in characters after decoding. */
+export const MAX_MAGNET_TRACKER_URL_LENGTH = 2048;
+/** Longest display name (`dn`), in characters after decoding. */
+export const MAX_MAGNET_NAME_LENGTH = 1024;
+/** Longest host name in an `x.pe` address (DNS allows 253). */
+export const MAX_MAGNET_HOST_LENGTH = 253;

@@ -7,21 +7,15 @@
  */
 
 import { bytesEqual } from './hash.ts';
-
-/** Longest magnet link we read, in characters. */
-export const MAX_MAGNET_LENGTH = 8192;
-/** Parameters (`key=value` pairs) we read at most. */
-export const MAX_MAGNET_PARAMETERS = 128;
-/** Trackers (`tr`) kept at most. */
-export const MAX_MAGNET_TRACKERS = 16;
-/** Peer addresses (`x.pe`) kept at most. */
-export const MAX_MAGNET_PEERS = 32;
-/** Longest tracker URL, in characters after decoding. */
-export const MAX_TRACKER_URL_LENGTH = 2048;
-/** Longest display name (`dn`), in characters after decoding. */
-export const MAX_DISPLAY_NAME_LENGTH = 1024;
-/** Longest host name in an `x.pe` address (DNS allows 253). */
-export const MAX_HOST_NAME_LENGTH = 253;
+import {
+  MAX_MAGNET_HOST_LENGTH,
+  MAX_MAGNET_LENGTH,
+  MAX_MAGNET_NAME_LENGTH,
+  MAX_MAGNET_PARAMETERS,
+  MAX_MAGNET_PEERS,
+  MAX_MAGNET_TRACKER_URL_LENGTH,
+  MAX_MAGNET_TRACKERS,
+} from './limits.ts';
 
 const INFO_HASH_BYTES = 20;
 const BTIH_PREFIX = 'urn:btih:';
@@ -98,8 +92,8 @@ export function parseMagnet(link: string): ParseMagnetResult {
         return refuse('conflicting-info-hash', 'two different urn:btih info hashes');
       infoHash = hash;
     } else if (key === 'dn') {
-      if (value.length > MAX_DISPLAY_NAME_LENGTH)
-        return refuse('bad-display-name', `dn is longer than ${MAX_DISPLAY_NAME_LENGTH} characters`);
+      if (value.length > MAX_MAGNET_NAME_LENGTH)
+        return refuse('bad-display-name', `dn is longer than ${MAX_MAGNET_NAME_LENGTH} characters`);
       displayName ??= value;
     } else if (key === 'tr') {
       const problem = trackerProblem(value);
@@ -158,8 +152,8 @@ function fromBase32(text: string): Uint8Array {
 
 /** Why `url` is not a tracker URL we accept, or undefined. */
 function trackerProblem(url: string): string | undefined {
-  if (url.length > MAX_TRACKER_URL_LENGTH)
-    return `a tracker URL is longer than ${MAX_TRACKER_URL_LENGTH} characters`;
+  if (url.length > MAX_MAGNET_TRACKER_URL_LENGTH)
+    return `a tracker URL is longer than ${MAX_MAGNET_TRACKER_URL_LENGTH} characters`;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we refuse
   if (/[\u0000-\u0020\u007f]/.test(url)) return 'a tracker URL contains a space or control character';
   if (!/^(https?|udp):\/\/[^/?#@]+(?:[/?#].*)?$/i.test(url))
@@ -174,8 +168,8 @@ function readPeer(value: string): MagnetPeer | string {
   if (match === null || port < 1 || port > 65535)
     return `x.pe ${quote(value)} is not host:port with a port from 1 to 65535`;
   const host = match[1] ?? (match[2] as string);
-  if (host.length > MAX_HOST_NAME_LENGTH)
-    return `x.pe host is longer than ${MAX_HOST_NAME_LENGTH} characters`;
+  if (host.length > MAX_MAGNET_HOST_LENGTH)
+    return `x.pe host is longer than ${MAX_MAGNET_HOST_LENGTH} characters`;
   if (match[2] !== undefined && (host.startsWith('.') || host.startsWith('-') || host.includes('..')))
     return `x.pe host ${quote(host)} is not a host name`;
   return { host, port };

@@ -9,7 +9,9 @@
  * piece index and count it sends is checked, and the assembled bytes count only if their SHA-1 is
  * the info hash we asked for.
  */
+
 import { decodeBencode } from './bencode.ts';
+import { readUint32 } from './bytes.ts';
 import { MAXIMUM_CHUNK_COUNT } from './chunking.ts';
 import { encodeHandshake, encodeMessage } from './codec.ts';
 import {
@@ -80,15 +82,6 @@ const fail = (code: MetadataExchangeErrorCode, message: string): MetadataStep =>
   kind: 'failed',
   error: { code, message },
 });
-
-function readUint32(bytes: Uint8Array, offset: number): number {
-  return (
-    (bytes[offset] as number) * 0x1000000 +
-    (((bytes[offset + 1] as number) << 16) |
-      ((bytes[offset + 2] as number) << 8) |
-      (bytes[offset + 3] as number))
-  );
-}
 
 function ourReserved(): Uint8Array {
   const reserved = new Uint8Array(8);

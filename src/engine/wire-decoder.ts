@@ -8,6 +8,7 @@
  * the `Uint8Array` passed to `push` (or into a buffer the decoder allocated for that one frame and
  * then let go). Copy them before mutating or reusing the input buffer.
  */
+import { readUint32 } from './bytes.ts';
 import { chunkLength, type Geometry, MAXIMUM_CHUNK_COUNT } from './chunking.ts';
 import { type WireError, type WireErrorCode, wireError } from './errors.ts';
 import {
@@ -51,16 +52,6 @@ const KEEP_ALIVE: Message = Object.freeze({ type: 'keep-alive' });
 const ID_ONLY_EVENTS: ReadonlyMap<number, Message> = new Map(
   Object.entries(ID_ONLY_MESSAGE_IDS).map(([type, id]) => [id, Object.freeze({ type }) as Message]),
 );
-
-function readUint32(bytes: Uint8Array, offset: number): number {
-  // Multiply rather than shift the top byte: `<< 24` would go negative.
-  return (
-    (bytes[offset] as number) * 0x1000000 +
-    (((bytes[offset + 1] as number) << 16) |
-      ((bytes[offset + 2] as number) << 8) |
-      (bytes[offset + 3] as number))
-  );
-}
 
 const PHASE_HANDSHAKE = 0;
 const PHASE_PREFIX = 1;
