@@ -229,6 +229,8 @@ test('3b, 3c, 3f. unwritable --torrent, --dir that is a file, a port in use: exi
       assert.not.ok(existsSync(`${file}.chunks`), 'no chunk folder left behind');
       const ownerDir = run('swarm', ['owner', '--file', file, '--port', '0', '--dir', aFile]);
       assertCleanExit(ownerDir, 2, /--dir .*afile is a file, not a folder/, 'owner --dir is a file');
+      const underFile = run('swarm', ['owner', '--file', file, '--port', '0', '--dir', `${aFile}/chunks`]);
+      assertCleanExit(underFile, 2, /cannot (use|create) --dir .*afile\/chunks/, '--dir that cannot be made');
       const inUse = run('swarm', ['owner', '--file', file, '--port', String(portOf(busy))]);
       assertCleanExit(inUse, 2, /already in use/, 'owner port in use');
       assert.not.ok(existsSync(`${file}.chunks`), 'owner: no chunk folder left behind');

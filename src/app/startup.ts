@@ -51,7 +51,8 @@ async function listenOrExplain(driver: SocketDriver, host: string, port: number)
 export async function prepareFolder(path: string, flag: string): Promise<string | undefined> {
   const existing = await stat(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
-    throw new UsageFailure(`cannot use ${flag} ${path}: ${error.code ?? error.message}`);
+    const why = error.code === 'ENOTDIR' ? 'a file is in the way' : (error.code ?? error.message);
+    throw new UsageFailure(`cannot create ${flag} ${path}: ${why}`);
   });
   if (existing !== undefined) {
     if (!existing.isDirectory()) throw new UsageFailure(`${flag} ${path} is a file, not a folder`);
