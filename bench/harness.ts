@@ -3,6 +3,7 @@
  * numbers (the `--json` output) and the table printed by `npm run bench`.
  */
 
+import { anchorBench } from './anchor.ts';
 import { cliBench } from './cli.ts';
 import { GiB, MiB, round, say, stopAll } from './lib.ts';
 import { linkBench } from './link.ts';
@@ -11,7 +12,7 @@ import { codecBench, verifyBench } from './micro.ts';
 import { simBench } from './sim.ts';
 import { swarmBench } from './swarm.ts';
 
-export const STAGES = ['cli', 'codec', 'verify', 'sim', 'memory', 'link', 'swarm'] as const;
+export const STAGES = ['cli', 'codec', 'verify', 'sim', 'memory', 'link', 'swarm', 'anchor'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Every key `npm run bench -- --json` promises, each a finite number. */
@@ -40,6 +41,21 @@ export const REQUIRED_KEYS = [
   'cliStartRatio',
 ] as const;
 
+/**
+ * The anchor stage's keys (libtorrent measured in the same run): given whenever
+ * `/usr/bin/python3 -c 'import libtorrent'` works; absent, with one line saying why, when not.
+ */
+export const ANCHOR_KEYS = [
+  'libtorrentSeconds',
+  'anchorMeshSeconds',
+  'anchorRingSeconds',
+  'swarmVsLibtorrent',
+  'swarmRingVsLibtorrent',
+  'foreignSeederSeconds',
+  'foreignSeederVsLibtorrent',
+  'foreignSeederPeerUploadChunks',
+] as const;
+
 export interface BenchConfig {
   readonly quick: boolean;
   /** The whole run should end within this (stages with repeated runs shorten to fit). */
@@ -60,17 +76,25 @@ export interface BenchConfig {
     readonly timeoutMs: number;
   };
   readonly memory: { readonly smallBytes: number; readonly largeBytes: number; readonly timeoutMs: number };
+  /** A libtorrent seeder with libtorrent leechers, with ours, and our owner with our peers. */
+  readonly anchor: {
+    readonly bytes: number;
+    readonly leechers: number;
+    readonly runs: number;
+    readonly timeoutMs: number;
+  };
 }
 
 export const FULL: BenchConfig = {
   quick: false,
-  budgetMs: 280_000,
+  budgetMs: 380_000,
   micro: { cpuTimeMs: 300, rounds: 3 },
   cli: { runs: 15 },
   sim: { meshPeers: 200, meshChunks: 1000, bareEvents: 2_000_000, bareRuns: 5 },
   link: { bytes: 200 * MiB, runs: 3, timeoutMs: 120_000 },
   swarm: { bytes: 100 * MiB, peers: 5, runs: 3, timeoutMs: 120_000 },
   memory: { smallBytes: 100 * MiB, largeBytes: GiB, timeoutMs: 240_000 },
+  anchor: { bytes: 100 * MiB, leechers: 5, runs: 3, timeoutMs: 120_000 },
 };
 
 /** Tiny sizes and one run of everything: checks the harness, measures nothing worth quoting. */
@@ -83,6 +107,7 @@ export const QUICK: BenchConfig = {
   link: { bytes: 4 * MiB, runs: 1, timeoutMs: 30_000 },
   swarm: { bytes: 2 * MiB, peers: 3, runs: 1, timeoutMs: 30_000 },
   memory: { smallBytes: MiB, largeBytes: 4 * MiB, timeoutMs: 30_000 },
+  anchor: { bytes: 4 * MiB, leechers: 3, runs: 1, timeoutMs: 30_000 },
 };
 
 export type Results = Record<string, number>;
@@ -108,9 +133,18 @@ export async function runBenchmarks(
     await timed('verify', () => verifyBench(config.micro));
     await timed('sim', () => simBench(config.sim));
     await timed('memory', () => memoryBench(config.memory));
-    const swarmShare = stages.includes('swarm') ? 2 : 0;
-    await timed('link', () => linkBench({ ...config.link, budgetMs: remainingMs() / (1 + swarmShare) }));
-    await timed('swarm', () => swarmBench({ ...config.swarm, budgetMs: remainingMs() }));
+    // Shares of what is left: a link run is one transfer, a swarm round two swarms, an anchor
+    // round four (libtorrent's, our mesh and ring, ours from the libtorrent seeder).
+    const share = (stage: Stage, weight: number): number => (stages.includes(stage) ? weight : 0);
+    const swarmShare = share('swarm', 2);
+    const anchorShare = share('anchor', 3);
+    await timed('link', () =>
+      linkBench({ ...config.link, budgetMs: remainingMs() / (1 + swarmShare + anchorShare) }),
+    );
+    await timed('swarm', () =>
+      swarmBench({ ...config.swarm, budgetMs: (remainingMs() * swarmShare) / (swarmShare + anchorShare) }),
+    );
+    await timed('anchor', () => anchorBench({ ...config.anchor, budgetMs: remainingMs() }));
   } finally {
     await stopAll();
   }
@@ -121,11 +155,6 @@ export async function runBenchmarks(
 
 // ---------------------------------------------------------------------------------------------
 // The table
-
-const LIBTORRENT_SECONDS = [3.4, 4.2] as const;
-/** The middle of libtorrent's range: a swarm ratio below 1 beats it. */
-const LIBTORRENT_MIDDLE_SECONDS = 3.8;
-const ARIA2_SECONDS = [4.5, 4.9] as const;
 
 function fixed(value: number | undefined, digits = 1): string {
   return value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
@@ -169,21 +198,52 @@ export function formatResults(results: Results, config: BenchConfig): string {
     fixed(r('linkRatio'), 3),
   );
   add('link', '  the same, until the last chunk is stored', `${fixed(r('linkTransferMBps'))} MB/s`);
-  const anchor = `libtorrent ${LIBTORRENT_SECONDS[0]}–${LIBTORRENT_SECONDS[1]} s, aria2 ${ARIA2_SECONDS[0]}–${ARIA2_SECONDS[1]} s`;
   const swarm = `owner + ${config.swarm.peers} peers, ${size(config.swarm.bytes)}`;
   for (const [name, label] of [
     ['Ring', 'ring'],
     ['Mesh', 'mesh'],
   ] as const) {
-    const seconds = r(`swarm${name}Seconds`);
     add(
       'swarm',
       `${label}, ${swarm}`,
-      `${fixed(seconds, 2)} s, ${fixed(r(`swarm${name}MBps`))} MB/s`,
-      anchor,
-      seconds === undefined ? '' : `${fixed(seconds / LIBTORRENT_MIDDLE_SECONDS, 2)}× lt`,
+      `${fixed(r(`swarm${name}Seconds`), 2)} s, ${fixed(r(`swarm${name}MBps`))} MB/s`,
     );
   }
+  const leechers = config.anchor.leechers;
+  const lt = `libtorrent ${fixed(r('libtorrentSeconds'), 2)} s`;
+  add(
+    'anchor',
+    `libtorrent seeder + ${leechers} libtorrent leechers, ${size(config.anchor.bytes)}`,
+    `${fixed(r('libtorrentSeconds'), 2)} s`,
+    `leechers' share ${fixed((r('libtorrentPeerUploadShare') ?? Number.NaN) * 100, 0)}%`,
+  );
+  add(
+    'anchor',
+    `our owner + ${leechers} peers, mesh, the same file`,
+    `${fixed(r('anchorMeshSeconds'), 2)} s`,
+    lt,
+    `${fixed(r('swarmVsLibtorrent'), 2)}× lt`,
+  );
+  add(
+    'anchor',
+    `our owner + ${leechers} peers, ring, the same file`,
+    `${fixed(r('anchorRingSeconds'), 2)} s`,
+    lt,
+    `${fixed(r('swarmRingVsLibtorrent'), 2)}× lt`,
+  );
+  add(
+    'anchor',
+    `libtorrent seeder + ${leechers} of our peers`,
+    `${fixed(r('foreignSeederSeconds'), 2)} s`,
+    lt,
+    `${fixed(r('foreignSeederVsLibtorrent'), 2)}× lt`,
+  );
+  add(
+    'anchor',
+    '  chunks our peers sent each other meanwhile',
+    fixed(r('foreignSeederPeerUploadChunks'), 0),
+    `share ${fixed((r('foreignSeederPeerUploadShare') ?? Number.NaN) * 100, 0)}%`,
+  );
   const mesh = `mesh ${config.sim.meshPeers} peers × ${config.sim.meshChunks} chunks`;
   add(
     'sim',

@@ -5,13 +5,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, open, rm, statfs, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type EventLine, parseEventLine } from '../src/app/processes.ts';
+import { createTorrent } from '../src/engine/metainfo.ts';
+import { sha1 } from '../src/platform/sha1.ts';
+import { hashFileChunks } from '../src/transport/file-hashing.ts';
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -137,6 +141,46 @@ export async function sha256OfFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Writes a standard single-file .torrent of `file` with our own code (any piece length). */
+export async function writeTorrent(
+  file: string,
+  pieceLengthBytes: number,
+  out: string,
+  announce?: string,
+): Promise<string> {
+  const hashed = await hashFileChunks(file, pieceLengthBytes, sha1);
+  const name = file.slice(file.lastIndexOf('/') + 1);
+  const { bytes } = createTorrent(
+    {
+      name,
+      totalLengthBytes: hashed.totalLengthBytes,
+      pieceLengthBytes,
+      pieceHashes: hashed.pieceHashes,
+      announce,
+    },
+    sha1,
+  );
+  await writeFile(out, bytes);
+  return out;
+}
+
+/**
+ * A free TCP port on 127.0.0.1, for a client that cannot pick its own and report it, or for
+ * processes that must know each other's ports before they start (another process could take it
+ * in between: loopback only, so rare).
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
@@ -144,7 +188,7 @@ export type { EventLine };
 
 export interface NodeProcess {
   readonly child: ChildProcess;
-  /** The Node process itself (under `/usr/bin/time` it is the wrapper's child). */
+  /** The program itself (under `/usr/bin/time` it is the wrapper's child). */
   readonly exited: Promise<number | null>;
   readonly lines: EventLine[];
   readonly stderr: string[];
@@ -152,7 +196,7 @@ export interface NodeProcess {
   waitFor(test: (line: EventLine) => boolean, timeoutMs: number, what: string): Promise<EventLine>;
   /** Waits up to `timeoutMs` for the process to exit on its own; stops it if it has not. */
   waitForExit(timeoutMs: number): Promise<number | null>;
-  /** SIGTERM to the Node process by PID, SIGKILL after `graceMs`; resolves once it is gone. */
+  /** SIGTERM to the program by PID, SIGKILL after `graceMs`; resolves once it is gone. */
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL now, by PID, without waiting. */
   kill(): void;
@@ -192,13 +236,25 @@ export function spawnNodeScript(
   options: SpawnOptions = {},
 ): NodeProcess {
   const nodeArgs = [...(options.nodeFlags ?? []), '--import', TSX_LOADER, script, ...args];
+  return spawnProgram(process.execPath, nodeArgs, options);
+}
+
+/**
+ * Any program (`nodeFlags` aside, the same options), registered like the Node ones: stopped by PID
+ * by `stopAll`, killed on the way out; each stdout line is parsed as JSON when it can be.
+ */
+export function spawnProgram(
+  program: string,
+  args: readonly string[],
+  options: SpawnOptions = {},
+): NodeProcess {
   const useTime = options.measureRss !== undefined && existsSync(GNU_TIME);
   const child =
     useTime && options.measureRss !== undefined
-      ? spawn(GNU_TIME, ['-f', '%M', '-o', options.measureRss.outputFile, process.execPath, ...nodeArgs], {
+      ? spawn(GNU_TIME, ['-f', '%M', '-o', options.measureRss.outputFile, program, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
         })
-      : spawn(process.execPath, nodeArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: EventLine[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ test: (line: EventLine) => boolean; resolve: (line: EventLine) => void }>();
@@ -234,7 +290,7 @@ export function spawnNodeScript(
     if (stderr.length < 200) stderr.push(text);
   });
 
-  /** The PID to signal: the Node process, also when GNU time is its parent. */
+  /** The PID to signal: the program's, also when GNU time is its parent. */
   const nodePid = (): number | undefined => {
     if (child.pid === undefined) return undefined;
     if (!useTime) return child.pid;

@@ -1,10 +1,10 @@
 /**
  * `npm run bench` — chunk throughput, and how far from the limits measured in the same run.
  *
- *   npm run bench                     the table (about 4–5 minutes on 2 cores)
+ *   npm run bench                     the table (about 6 minutes on 2 cores)
  *   npm run bench -- --json           one JSON object of numbers on stdout (the rest on stderr)
  *   npm run bench -- --quick          tiny sizes, one run each: checks the harness in seconds
- *   npm run bench -- --only link,sim  some stages only (codec, verify, sim, memory, link, swarm)
+ *   npm run bench -- --only link,sim  some stages only (cli, codec, verify, sim, memory, link, swarm, anchor)
  *   npm run bench -- --profile        one link transfer under node --cpu-prof, top self time
  */
 import { parseArgs } from 'node:util';

@@ -23,12 +23,15 @@ export interface SwarmRun {
   readonly wallSeconds: number;
 }
 
-/** Both layouts trade from the first chunk (overlapped) and pick rarest first: our fastest policy. */
-async function swarmOnce(
+/**
+ * One run of our owner and `options.peers` peers on `file`. Both layouts trade from the first chunk
+ * (overlapped) and pick rarest first: our fastest policy. (The anchor stage runs it too.)
+ */
+export async function swarmOnce(
   file: string,
   dir: string,
   topology: 'ring' | 'mesh',
-  options: SwarmOptions,
+  options: Pick<SwarmOptions, 'peers' | 'timeoutMs'>,
 ): Promise<SwarmRun> {
   let ownerAtMs = Number.NaN;
   let firstReadyAtMs = Number.POSITIVE_INFINITY;

@@ -1,12 +1,14 @@
 /**
  * A smoke run of the benchmark harness: tiny sizes, one run of every stage (codec, verify, the
- * simulator, memory, link and swarm over real processes on loopback). Checks that every key of
- * `npm run bench -- --json` comes out as a finite number; it times nothing.
+ * simulator, memory, link, swarm and the libtorrent anchor over real processes on loopback). Checks
+ * that every key of `npm run bench -- --json` comes out as a finite number; it times nothing. The
+ * anchor's keys are required whenever /usr/bin/python3 can import libtorrent (here and in CI).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatResults, QUICK, REQUIRED_KEYS, runBenchmarks } from '../bench/harness.ts';
+import { ANCHOR_KEYS, formatResults, QUICK, REQUIRED_KEYS, runBenchmarks } from '../bench/harness.ts';
 import { setProgress } from '../bench/lib.ts';
+import { probeLibtorrent } from '../bench/libtorrent-driver.ts';
 
 test('the quick benchmark run gives every key as a finite number', async () => {
   const progress: string[] = [];
@@ -17,7 +19,8 @@ test('the quick benchmark run gives every key as a finite number', async () => {
   } catch (error) {
     throw new Error(`${(error as Error).message}\nprogress:\n${progress.join('\n')}`);
   }
-  for (const key of REQUIRED_KEYS) {
+  const withLibtorrent = probeLibtorrent().ok;
+  for (const key of [...REQUIRED_KEYS, ...(withLibtorrent ? ANCHOR_KEYS : [])]) {
     assert.type(results[key], 'number', `${key} is missing`);
     assert.ok(Number.isFinite(results[key]), `${key} is ${results[key]}`);
   }
@@ -26,7 +29,18 @@ test('the quick benchmark run gives every key as a finite number', async () => {
   }
   assert.ok((results.memoryPeakRss100MiB as number) > 1024 * 1024, 'a peak RSS is in bytes');
   const table = formatResults(results, QUICK);
-  for (const stage of ['cli', 'codec', 'verify', 'link', 'swarm', 'sim', 'memory']) {
+  for (const key of withLibtorrent ? [] : ANCHOR_KEYS)
+    assert.is(results[key], undefined, `${key} without libtorrent`);
+  for (const stage of [
+    'cli',
+    'codec',
+    'verify',
+    'link',
+    'swarm',
+    'sim',
+    'memory',
+    ...(withLibtorrent ? ['anchor'] : []),
+  ]) {
     assert.ok(table.includes(`\n${stage} `), `the table has a ${stage} row`);
   }
 });

@@ -11,18 +11,17 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { freePort, writeTorrent } from '../bench/lib.ts';
 import { type EventLine, type SwarmProcess, sha256File } from '../src/app/processes.ts';
 import { magnetLink, parseTorrent } from '../src/engine/metainfo.ts';
 import { sha1 } from '../src/platform/sha1.ts';
 import {
   type ClientProcess,
   type Clients,
-  freePort,
   startAria2,
   startLibtorrent,
   Transmission,
   within,
-  writeTorrent,
 } from './interop/clients.ts';
 import { withClients } from './interop/workspace.ts';
 import { Workspace } from './support/processes.ts';

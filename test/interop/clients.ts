@@ -1,6 +1,6 @@
 /**
  * Real BitTorrent clients for the interop tests, on 127.0.0.1 only: libtorrent (Debian's
- * python3-libtorrent through `libtorrent_client.py`), aria2c and transmission-daemon. Each is
+ * python3-libtorrent through the driver in `bench/libtorrent-driver.ts`), aria2c and transmission-daemon. Each is
  * started with DHT, local peer discovery, UPnP/NAT-PMP, PEX and uTP off, bounded in time, and
  * registered so the test can kill it in `finally`.
  *
@@ -9,17 +9,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createTorrent } from '../../src/engine/metainfo.ts';
-import { sha1 } from '../../src/platform/sha1.ts';
-import { hashFileChunks } from '../../src/transport/file-hashing.ts';
-import { LIBTORRENT_DRIVER } from './libtorrent-driver.ts';
-
-/** Debian's python3-libtorrent is importable only from the system interpreter. */
-export const SYSTEM_PYTHON = '/usr/bin/python3';
+import { freePort } from '../../bench/lib.ts';
+import { LIBTORRENT_DRIVER, probeLibtorrent, SYSTEM_PYTHON } from '../../bench/libtorrent-driver.ts';
 
 export type Client = 'libtorrent' | 'aria2' | 'transmission';
 
@@ -31,35 +25,22 @@ const PACKAGES: Record<Client, string> = {
 
 /** The version of an installed client, or a thrown Error saying what to install. */
 export function requireClient(client: Client): string {
-  const probe =
-    client === 'libtorrent'
-      ? spawnSync(SYSTEM_PYTHON, ['-c', 'import libtorrent; print(libtorrent.__version__)'], {
-          encoding: 'utf8',
-        })
-      : spawnSync(client === 'aria2' ? 'aria2c' : 'transmission-daemon', ['--version'], {
-          encoding: 'utf8',
-        });
+  const install = `run "apt-get install -y --no-install-recommends ${PACKAGES[client]}" as root (.ci/run does)`;
+  if (client === 'libtorrent') {
+    const probe = probeLibtorrent();
+    if (!probe.ok) throw new Error(`libtorrent is not installed (${probe.reason}): ${install}`);
+    return probe.version;
+  }
+  const probe = spawnSync(client === 'aria2' ? 'aria2c' : 'transmission-daemon', ['--version'], {
+    encoding: 'utf8',
+  });
   const output = `${probe.stdout ?? ''}${probe.stderr ?? ''}`.trim();
   if (probe.error !== undefined || probe.status !== 0) {
     throw new Error(
-      `${client} is not installed (${probe.error?.message ?? output.split('\n')[0] ?? 'failed'}): ` +
-        `run "apt-get install -y --no-install-recommends ${PACKAGES[client]}" as root (.ci/run does)`,
+      `${client} is not installed (${probe.error?.message ?? output.split('\n')[0] ?? 'failed'}): ${install}`,
     );
   }
   return output.split('\n')[0] ?? '';
-}
-
-/** A free TCP port on 127.0.0.1 for a client that cannot pick its own and report it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Rejects with `what` and some context when `promise` takes longer than `ms`. */
@@ -376,29 +357,4 @@ export class Transmission {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
-}
-
-// ---- torrents ------------------------------------------------------------------------------------
-
-/** Writes a standard single-file .torrent of `file` with our own code (any piece length). */
-export async function writeTorrent(
-  file: string,
-  pieceLengthBytes: number,
-  out: string,
-  announce?: string,
-): Promise<string> {
-  const hashed = await hashFileChunks(file, pieceLengthBytes, sha1);
-  const name = file.slice(file.lastIndexOf('/') + 1);
-  const { bytes } = createTorrent(
-    {
-      name,
-      totalLengthBytes: hashed.totalLengthBytes,
-      pieceLengthBytes,
-      pieceHashes: hashed.pieceHashes,
-      announce,
-    },
-    sha1,
-  );
-  await writeFile(out, bytes);
-  return out;
 }

@@ -1,23 +1,48 @@
 /**
- * The libtorrent side of the interop tests: a small Python program for Debian's python3-libtorrent,
- * run as '/usr/bin/python3 -c LIBTORRENT_DRIVER --torrent T --save D [--connect H:P]... [--seed]'.
- * It lives in a TypeScript string so that every file under test/interop/ is one uvu can load
- * ('uvu -r tsx test interop' loads whatever matches "interop").
+ * A libtorrent client for the interop tests and the benchmark's anchor stage: a small Python program
+ * for Debian's python3-libtorrent, run as
+ * '/usr/bin/python3 -c LIBTORRENT_DRIVER --torrent T --save D [--port P] [--connect H:P]... [--seed]'.
+ * It lives in a TypeScript string so that nothing but `.ts` files is needed to run it, and under
+ * bench/ because the bench may not import from test/ (the tests import it from here).
  */
-export const LIBTORRENT_DRIVER = String.raw`"""A libtorrent (python3-libtorrent, Debian) client for swarm's interop tests, on 127.0.0.1 only.
+import { spawnSync } from 'node:child_process';
+
+/** Debian's python3-libtorrent is importable only from the system interpreter. */
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+export type LibtorrentProbe =
+  | { readonly ok: true; readonly version: string }
+  | { readonly ok: false; readonly reason: string };
+
+/** Whether `/usr/bin/python3 -c 'import libtorrent'` works, with its version or why not. */
+export function probeLibtorrent(): LibtorrentProbe {
+  const probe = spawnSync(SYSTEM_PYTHON, ['-c', 'import libtorrent; print(libtorrent.__version__)'], {
+    encoding: 'utf8',
+  });
+  const output = `${probe.stdout ?? ''}${probe.stderr ?? ''}`.trim();
+  if (probe.error !== undefined || probe.status !== 0) {
+    const lines = output.split('\n');
+    return { ok: false, reason: probe.error?.message ?? lines[lines.length - 1] ?? 'failed' };
+  }
+  return { ok: true, version: output.split('\n')[0] ?? '' };
+}
+
+export const LIBTORRENT_DRIVER = String.raw`"""A libtorrent (python3-libtorrent, Debian) client for swarm's interop tests and bench, on 127.0.0.1 only.
 
 Downloads or seeds one torrent and prints one JSON object per line on stdout:
   {"event": "listening", "port": P}                 the session listens (TCP, loopback only)
   {"event": "torrent", "path": T}                   --make-torrent wrote a v1 torrent
   {"event": "status", "progress": .., "peers": ..}  once a second
-  {"event": "complete"}                             every piece downloaded and hash-checked
+  {"event": "complete", "uploaded": ..}             every piece downloaded and hash-checked
   {"event": "seeding"}                              --seed: the data was checked and is served
   {"event": "alert", "message": ...}                peer and tracker errors, for diagnosis
 It exits by itself after --max-seconds (exit code 3 if the download did not finish), so a test
 that forgets it cannot leave it running for ever.
 
 DHT, local service discovery, UPnP, NAT-PMP, PEX and uTP are off; only TCP to the addresses given
-with --connect (and whatever the torrent's tracker returns).
+with --connect (and whatever the torrent's tracker returns). Until it is connected to as many peers
+as --connect names, it dials the ones it has no outgoing connection to once a second, so peers
+started together find each other whichever listens first.
 """
 
 import argparse
@@ -56,6 +81,7 @@ def main():
     parser.add_argument("--torrent", help="the .torrent file")
     parser.add_argument("--magnet", help="or only a magnet link: the metadata comes from peers (BEP 9)")
     parser.add_argument("--save", required=True, help="folder holding (or receiving) the file")
+    parser.add_argument("--port", type=int, default=0, help="TCP port to listen on (0: any free port)")
     parser.add_argument("--connect", action="append", default=[], help="HOST:PORT to dial (repeatable)")
     parser.add_argument("--seed", action="store_true", help="the file is already in --save: serve it")
     parser.add_argument("--make-torrent", help="first write a v1 torrent of this file to --torrent")
@@ -69,7 +95,7 @@ def main():
         make_torrent(args.make_torrent, args.piece_size, args.torrent, args.announce)
 
     settings = {
-        "listen_interfaces": "127.0.0.1:0",
+        "listen_interfaces": "127.0.0.1:%d" % args.port,
         "outgoing_interfaces": "127.0.0.1",
         "enable_dht": False,
         "enable_lsd": False,
@@ -121,20 +147,33 @@ def main():
             time.sleep(0.05)
             continue
         now = time.monotonic()
-        # Dial the given peers, and again whenever we have no connection at all (a peer we dialled
-        # may have closed an encrypted attempt; libtorrent retries in plain text on its own, but a
-        # peer that was not listening yet needs another go).
-        if peers and status.num_peers == 0 and now - last_dial >= 1.0:
+        # Dial the given peers, and once a second again those we have no outgoing connection to,
+        # while we have no connection at all or are still downloading with fewer connections than
+        # peers given: one may not have been listening yet, and libtorrent itself waits a minute
+        # before redialling a peer that failed. (An incoming connection comes from another port,
+        # so a peer may be dialled twice; libtorrent drops the duplicate by its peer id.)
+        if peers and now - last_dial >= 1.0 and (
+            status.num_peers == 0 or (not finished and status.num_peers < len(peers))
+        ):
             last_dial = now
+            outgoing = {
+                (info.ip[0], info.ip[1]) for info in handle.get_peer_info() if info.flags & info.local_connection
+            }
             for peer in peers:
-                handle.connect_peer(peer)
+                if peer not in outgoing:
+                    handle.connect_peer(peer)
         if args.seed and not announced_seeding and status.is_seeding:
             announced_seeding = True
             finished = True
             emit(event="seeding", pieces=status.num_pieces)
         if not args.seed and not finished and status.is_seeding:
             finished = True
-            emit(event="complete", pieces=status.num_pieces, downloaded=status.total_payload_download)
+            emit(
+                event="complete",
+                pieces=status.num_pieces,
+                downloaded=status.total_payload_download,
+                uploaded=status.total_payload_upload,
+            )
             if args.exit_when_done:
                 return 0
         if now - last_status >= 1.0:
