@@ -20,9 +20,9 @@ import { type Fault, planPeers, type Scenario } from './scenario.ts';
 import type { SimEvent } from './sim-event.ts';
 import {
   advertisedNotHeld,
-  allHonestComplete,
   everyChunkOnALivePeer,
   finishedWithWrongFile,
+  firstWaitingPeer,
 } from './sim-invariants.ts';
 import { createSimNode, type SimNode } from './sim-node.ts';
 import { fileSha256Of, lowerBoundMs, peerReport, type SimFailure, type SimResult } from './sim-result.ts';
@@ -438,7 +438,10 @@ export class Simulator {
 
   run(): SimResult {
     const limitUs = this.scenario.maxSimulatedMs * 1000;
-    while (this.failure === undefined && !allHonestComplete(this.peerNodes)) {
+    let waiting = 0;
+    for (;;) {
+      waiting = firstWaitingPeer(this.peerNodes, waiting);
+      if (this.failure !== undefined || waiting === this.peerNodes.length) break;
       const next = this.queue.pop();
       if (next === undefined) {
         this.fail('incomplete', 'nothing left to happen, but some peers are not complete');
