@@ -5,7 +5,6 @@
  * and, now and then, two segments are handed over together, so receivers see arbitrary splits and
  * merges. Pure and deterministic: time is virtual (microseconds), randomness comes from the seed.
  */
-import { concatBytes } from '../engine/bytes.ts';
 import type { Random } from '../engine/random.ts';
 import type { EventQueue } from './event-queue.ts';
 
@@ -20,6 +19,7 @@ export interface NetworkNode {
 export interface NetworkListener {
   accepted(node: string, endpoint: string, remoteAddress: string): void;
   connected(node: string, endpoint: string): void;
+  /** `bytes` are lent for the call only: a merged buffer is reused for the next merge. */
   data(node: string, endpoint: string, bytes: Uint8Array): void;
   closed(node: string, endpoint: string, reason: string): void;
   /** The node's uplink finished a segment: it may have room for more. */
@@ -118,6 +118,8 @@ export class Network {
   bytesDelivered = 0;
   /** Bytes each node has queued on all its streams, not yet on the wire. */
   private readonly nodeQueued = new Map<string, number>();
+  /** Where merged segments are glued together; grows to the largest merge, reused for every one. */
+  private mergeBuffer = new Uint8Array(0);
 
   constructor(
     private readonly queue: EventQueue<NetworkEvent | { kind: string }>,
@@ -535,11 +537,25 @@ export class Network {
     if (parts.length === 0) return;
     if (stream.heldSegments > 1) {
       stream.heldSegments = 0;
-      this.listener.data(node, stream.toEndpoint, concatBytes(parts));
+      this.listener.data(node, stream.toEndpoint, this.merge(parts));
       return;
     }
     stream.heldSegments = 0;
     for (const part of parts) this.listener.data(node, stream.toEndpoint, part);
+  }
+
+  /** The parts glued together in the reused merge buffer: valid until the next merge. */
+  private merge(parts: readonly Uint8Array[]): Uint8Array {
+    let totalBytes = 0;
+    for (const part of parts) totalBytes += part.length;
+    if (totalBytes > this.mergeBuffer.length)
+      this.mergeBuffer = new Uint8Array(Math.max(totalBytes, 2 * this.mergeBuffer.length));
+    let offset = 0;
+    for (const part of parts) {
+      this.mergeBuffer.set(part, offset);
+      offset += part.length;
+    }
+    return this.mergeBuffer.subarray(0, totalBytes);
   }
 
   private latencyUs(a: string, b: string): number {
