@@ -63,10 +63,11 @@ export function bareHeapEventsPerSecond(events: number, pending: number): number
   let checksum = 0;
   const startedAt = performance.now();
   for (let handled = 0; handled < events; handled++) {
-    const item = queue.pop();
-    if (item === undefined) break;
-    checksum += item.event.node;
-    queue.push(item.timeUs + 1 + (next() % 20_000), item.event);
+    const timeUs = queue.peekTimeUs();
+    const event = queue.pop();
+    if (timeUs === undefined || event === undefined) break;
+    checksum += event.node;
+    queue.push(timeUs + 1 + (next() % 20_000), event);
   }
   const seconds = (performance.now() - startedAt) / 1000;
   if (checksum < 0) throw new Error('unreachable');

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { EventQueue } from '../src/sim/event-queue.ts';
 import {
   BASE_BYTES,
   BYTES_PER_PEER,
@@ -60,6 +61,45 @@ test('progress is reported as the run goes and changes nothing in it', () => {
     assert.ok(progress.peersComplete <= 50);
     if (index > 0) assert.ok(progress.events > (seen[index - 1] as SimProgress).events);
   }
+});
+
+test('the event queue pops by time, ties in the order they were pushed, across growth', () => {
+  const queue = new EventQueue<number>();
+  const pushed: { timeUs: number; order: number }[] = [];
+  let state = 12345;
+  const next = (): number => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state;
+  };
+  let order = 0;
+  const popped: number[] = [];
+  // Interleaved pushes and pops, few distinct times (many ties), past the initial capacity.
+  for (let round = 0; round < 5000; round++) {
+    const timeUs = next() % 50;
+    queue.push(timeUs, order);
+    pushed.push({ timeUs, order: order++ });
+    if (round % 3 === 2) {
+      assert.ok(queue.peekTimeUs() !== undefined);
+      popped.push(queue.pop() as number);
+    }
+  }
+  while (queue.size > 0) popped.push(queue.pop() as number);
+  assert.is(queue.pop(), undefined);
+  assert.is(queue.peekTimeUs(), undefined);
+  assert.is(popped.length, pushed.length);
+  // Replay against a plain sorted list: the same pops in the same order.
+  const pending: { timeUs: number; order: number }[] = [];
+  const expected: number[] = [];
+  for (const [round, item] of pushed.entries()) {
+    pending.push(item);
+    if (round % 3 === 2) {
+      pending.sort((a, b) => a.timeUs - b.timeUs || a.order - b.order);
+      expected.push((pending.shift() as { order: number }).order);
+    }
+  }
+  pending.sort((a, b) => a.timeUs - b.timeUs || a.order - b.order);
+  for (const item of pending) expected.push(item.order);
+  assert.equal(popped, expected);
 });
 
 test.run();
