@@ -4,22 +4,23 @@
  * comes from the caller (the app reads the free memory): the simulator itself never asks the OS.
  *
  * The constants are peak resident set sizes measured with `/usr/bin/time -v` on mesh scenarios
- * (degree 6, overlapped, 2 MB/s peers, 100 KiB chunks): 100, 200 and 500 peers of a 20 MiB file
- * (205 chunks) and 200 peers of a 5 MiB file, fitted within 10%. Most of a peer's share is the
- * chunks it has under way, one 100 KiB buffer per neighbour sending it one.
+ * (degree 6, overlapped, 2 MB/s peers, 100 KiB chunks), fitted within 5%:
+ *   100 peers x 205 chunks 340 MB, 200 x 205 406 MB, 200 x 52 346 MB, 500 x 205 659 MB.
+ * Most of a peer's share is the chunks it has under way: one 100 KiB buffer for each that a
+ * neighbour is sending it.
  */
 import { planChunks } from '../engine/chunking.ts';
 import { planPeers, type Scenario } from './scenario.ts';
 
 const MIB = 1024 * 1024;
 /** Node, the loaded code and the simulator's fixed structures. */
-export const BASE_BYTES = 256 * MIB;
+export const BASE_BYTES = 224 * MIB;
 /** The file's bytes, its canonical chunks (views of them) and the spare chunk buffers. */
 export const BYTES_PER_FILE_BYTE = 2;
 /** One peer's engine, connections, chunks under way, decoder and link buffers. */
-export const BYTES_PER_PEER = 1 * MIB;
+export const BYTES_PER_PEER = 600 * 1024;
 /** What grows with a peer's chunk count: bitfields, availability counts, per-chunk records. */
-export const BYTES_PER_PEER_CHUNK = 2 * 1024;
+export const BYTES_PER_PEER_CHUNK = 1024;
 
 export interface MemoryEstimate {
   readonly bytes: number;
@@ -45,7 +46,7 @@ export function memoryRefusal(scenario: Scenario, budgetBytes: number): string |
   return (
     `${scenario.name ?? 'the scenario'} would need about ${gib(estimate.bytes)} ` +
     `(${estimate.peers} peers, ${estimate.chunks} chunks: ${gib(BASE_BYTES)} base + ` +
-    `${BYTES_PER_PEER / MIB} MiB per peer + ${BYTES_PER_PEER_CHUNK / 1024} KiB per peer and chunk), ` +
+    `${BYTES_PER_PEER / 1024} KiB per peer + ${BYTES_PER_PEER_CHUNK / 1024} KiB per peer and chunk), ` +
     `but only ${gib(Math.max(0, budgetBytes))} of memory is free for it; run fewer peers or a smaller file`
   );
 }
