@@ -32,6 +32,7 @@ export const REQUIRED_KEYS = [
   'swarmMeshMBps',
   'simEventsPerSecond',
   'simRatio',
+  'simMeshChunkDeliveriesPerSecond',
   'boundRatioRing6',
   'boundRatioMesh200',
   'memoryPeakRss100MiB',
@@ -251,6 +252,12 @@ export function formatResults(results: Results, config: BenchConfig): string {
     fixed(r('simEventsPerSecond'), 0),
     `bare heap ${fixed(r('simBareEventsPerSecond'), 0)}/s`,
     fixed(r('simRatio'), 4),
+  );
+  add(
+    'sim',
+    `chunk deliveries/s (peers × chunks / wall s), ${mesh}`,
+    fixed(r('simMeshChunkDeliveriesPerSecond'), 0),
+    `${fixed(r('simMeshWallSeconds'), 1)} s wall`,
   );
   add(
     'sim',

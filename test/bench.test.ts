@@ -29,6 +29,7 @@ test('the quick benchmark run gives every key as a finite number', async () => {
   }
   assert.ok((results.memoryPeakRss100MiB as number) > 1024 * 1024, 'a peak RSS is in bytes');
   const table = formatResults(results, QUICK);
+  assert.ok(table.includes('chunk deliveries/s'), 'the sim stage reports chunk deliveries per second');
   for (const key of withLibtorrent ? [] : ANCHOR_KEYS)
     assert.is(results[key], undefined, `${key} without libtorrent`);
   for (const stage of [

@@ -222,6 +222,29 @@ test('a whole piece in one push is decoded without copying the block', () => {
   }
 });
 
+test('a split piece body is reused only after release, and never while its block is held', () => {
+  const decoder = new WireDecoder(G, { expectHandshake: false });
+  const pieceOf = (seed: number): Uint8Array =>
+    encodeMessage({ type: 'piece', index: 0, begin: 0, block: pattern(16384, seed) });
+  const blockOf = (frame: Uint8Array): Uint8Array => {
+    decoder.push(frame.subarray(0, 100));
+    const event = decoder.push(frame.subarray(100)).events[0];
+    assert.ok(event?.type === 'piece');
+    return event.type === 'piece' ? event.block : new Uint8Array(0);
+  };
+  const kept = blockOf(pieceOf(1));
+  // Not released: the next split piece gets a buffer of its own.
+  const second = blockOf(pieceOf(2));
+  assert.ok(toHex(kept) === toHex(pattern(16384, 1)));
+  assert.ok(toHex(second) === toHex(pattern(16384, 2)));
+  decoder.release();
+  // Released: the buffer is reused, and the block decoded into it is whole and right.
+  const third = blockOf(pieceOf(3));
+  assert.is(third.buffer, second.buffer);
+  assert.ok(toHex(third) === toHex(pattern(16384, 3)));
+  decoder.release();
+});
+
 test('encode rejects values we must never send', () => {
   const bad: Message[] = [
     { type: 'have', index: -1 },

@@ -125,4 +125,15 @@ test('an experiment sets the field it sweeps, and refuses a bad value with its p
   assert.ok(rows[0]?.medianRatio !== rows[1]?.medianRatio, 'the two policies run differently');
 });
 
+test('experiment --jobs 2 prints exactly what a serial run prints', () => {
+  const args = ['--import', 'tsx', 'src/app/experiment-command.ts', 'scenarios/ring6.json'];
+  const sweepArgs = ['--vary', 'picker=random,rarest-first', '--seeds', '3', '--json'];
+  const serial = spawnSync(process.execPath, [...args, ...sweepArgs], { encoding: 'utf8' });
+  const parallel = spawnSync(process.execPath, [...args, ...sweepArgs, '--jobs', '2'], { encoding: 'utf8' });
+  assert.is(serial.status, 0, serial.stderr);
+  assert.is(parallel.status, 0, parallel.stderr);
+  assert.ok(serial.stdout.includes('"rows"'));
+  assert.is(parallel.stdout, serial.stdout);
+});
+
 test.run();

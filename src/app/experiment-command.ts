@@ -1,15 +1,27 @@
 /**
- * `npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>… [--seeds N] [--json]`: sweeps one
- * parameter of a scenario over seeds in the simulator (src/sim/experiment.ts) and prints a table.
+ * `npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>… [--seeds N] [--jobs N] [--json]`:
+ * sweeps one parameter of a scenario over seeds in the simulator (src/sim/experiment.ts) and prints a
+ * table. With --jobs, the runs are shared among worker processes; the table is the same.
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FIELDS, type Field, sweep, withField } from '../sim/experiment.ts';
+import {
+  FIELDS,
+  type Field,
+  type RunMeasure,
+  type SweepRow,
+  summarize,
+  sweep,
+  withField,
+} from '../sim/experiment.ts';
 import { parseScenario, type Scenario } from '../sim/scenario.ts';
 import { HELP_FLAG, parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
 
-const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--json]
+const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--jobs N] [--json]
+  --jobs N  run the seeds in N worker processes (default 1: in this process); same results
 fields: peers, chunks, degree, picker, phases, endgame, ownerAdvertising, ownerShareChunks,
   ownerUploadBytesPerSecond`;
 
@@ -50,11 +62,64 @@ function parseVary(text: string | undefined, base: Scenario): { field: Field; va
   return { field: field as Field, values };
 }
 
-function main(argv: string[]): number {
+/** Most worker processes --jobs may ask for. */
+const MAX_JOBS = 64;
+
+/**
+ * The sweep with its runs shared among `jobs` worker processes, each sent the next run as soon as it
+ * is free. Rows are built from the runs in seed order, as the serial sweep builds them.
+ */
+async function sweepInWorkers(
+  base: Scenario,
+  field: Field,
+  values: readonly string[],
+  seeds: readonly number[],
+  jobs: number,
+): Promise<SweepRow[]> {
+  const runs = values.flatMap((value) => seeds.map((seed) => ({ value, seed })));
+  const measures: RunMeasure[] = new Array(runs.length);
+  const workerPath = fileURLToPath(new URL('./experiment-worker.ts', import.meta.url));
+  let next = 0;
+  const work = (worker: ChildProcess): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const sendNext = (): void => {
+        if (next >= runs.length) {
+          worker.disconnect();
+          resolve();
+          return;
+        }
+        const id = next++;
+        const run = runs[id] as { value: string; seed: number };
+        worker.send({ id, base, field, value: run.value, seed: run.seed });
+      };
+      worker.on('message', (reply: { id: number; measure: RunMeasure }) => {
+        measures[reply.id] = reply.measure;
+        sendNext();
+      });
+      worker.on('exit', (code) => {
+        if (code !== 0) reject(new Error(`experiment worker exited with code ${code}`));
+      });
+      sendNext();
+    });
+  const count = Math.min(jobs, runs.length);
+  const workers = Array.from({ length: count }, () => fork(workerPath, { serialization: 'advanced' }));
+  await Promise.all(workers.map(work));
+  return values.map((value, row) =>
+    summarize(value, measures.slice(row * seeds.length, (row + 1) * seeds.length)),
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
   const { values: options, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { vary: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'boolean' }, ...HELP_FLAG },
+    options: {
+      vary: { type: 'string' },
+      seeds: { type: 'string' },
+      jobs: { type: 'string' },
+      json: { type: 'boolean' },
+      ...HELP_FLAG,
+    },
   });
   if (options.help === true) {
     process.stdout.write(`${USAGE}\n`);
@@ -63,10 +128,12 @@ function main(argv: string[]): number {
   const path = positionals[0];
   if (path === undefined || positionals.length > 1) throw new UsageFailure('expected one scenario file');
   const seedCount = parseCount(options.seeds, '--seeds', 10, 1, 1000);
+  const jobs = parseCount(options.jobs, '--jobs', 1, 1, MAX_JOBS);
   const base = readScenario(path);
   const { field, values } = parseVary(options.vary, base);
   const seeds = Array.from({ length: seedCount }, (_, i) => i + 1);
-  const rows = sweep(base, field, values, seeds);
+  const rows =
+    jobs === 1 ? sweep(base, field, values, seeds) : await sweepInWorkers(base, field, values, seeds, jobs);
   if (options.json === true) {
     process.stdout.write(`${JSON.stringify({ scenario: path, field, seeds: seedCount, rows })}\n`);
     return 0;

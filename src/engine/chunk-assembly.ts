@@ -12,7 +12,11 @@ export const BlockState = { missing: 0, requested: 1, received: 2 } as const;
 export interface ChunkDownload {
   readonly index: number;
   readonly lengthBytes: number;
-  readonly buffer: Uint8Array;
+  /**
+   * The chunk's bytes, allocated when its first block arrives: a chunk asked for but not yet sent
+   * (queued behind others at its sender) holds no 100 KiB buffer meanwhile.
+   */
+  buffer: Uint8Array;
   /** Per block, a `BlockState`. */
   readonly blockState: Uint8Array;
   blocksReceived: number;
@@ -33,6 +37,9 @@ export interface ChunkDownload {
   takenOverAtMs: number;
 }
 
+/** The buffer of a chunk no block of which has arrived yet. */
+const NOT_ALLOCATED = new Uint8Array(0);
+
 export class ChunkAssembly {
   /** Chunks under way, in the order they were started (the scheduler finishes them in that order). */
   readonly downloads = new Map<number, ChunkDownload>();
@@ -47,7 +54,7 @@ export class ChunkAssembly {
     const download: ChunkDownload = {
       index,
       lengthBytes,
-      buffer: this.allocateChunk?.(lengthBytes) ?? new Uint8Array(lengthBytes),
+      buffer: NOT_ALLOCATED,
       blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
       blocksReceived: 0,
       contributors: new Set(),
@@ -110,6 +117,8 @@ export class ChunkAssembly {
     const others = download.requestedFrom.get(blockIndex);
     download.requestedFrom.delete(blockIndex);
     if (download.blockState[blockIndex] === BlockState.received) return undefined;
+    if (download.buffer === NOT_ALLOCATED)
+      download.buffer = this.allocateChunk?.(download.lengthBytes) ?? new Uint8Array(download.lengthBytes);
     download.buffer.set(block, begin);
     download.blockState[blockIndex] = BlockState.received;
     download.blocksReceived++;

@@ -52,10 +52,10 @@ export interface Connection {
   ownerShare: Bitfield | undefined;
   readonly allowedFast: Set<number>;
   /** Blocks we asked this peer for, by `blockKey`. */
-  readonly outstanding: Map<string, OutstandingRequest>;
+  readonly outstanding: Map<BlockKey, OutstandingRequest>;
   /** Blocks this peer asked us for, not yet read. */
   readonly queued: QueuedRequest[];
-  readonly readsInFlight: Map<string, BlockAddress>;
+  readonly readsInFlight: Map<BlockKey, BlockAddress>;
   /** Chunk -> bytes served of it in the current round, for the chunk-sent event. */
   readonly serving: Map<number, number>;
   invalidRequests: number;
@@ -66,8 +66,14 @@ export interface Connection {
   downloadBytesPerSecond: number;
 }
 
-/** The key of one block in the per-connection request maps. */
-export const blockKey = (index: number, begin: number): string => `${index}:${begin}`;
+/** The key of one block in the per-connection request maps: chunk index and offset in one number. */
+export type BlockKey = number;
+
+/** Offsets are 32-bit on the wire and chunk indices stay under 2^20, so the key is exact (< 2^53). */
+const OFFSET_RANGE = 0x100000000;
+
+/** A number, not a string: a block key is made on every request, piece and read. */
+export const blockKey = (index: number, begin: number): BlockKey => index * OFFSET_RANGE + begin;
 
 /** A fresh record, choked and uninterested both ways, as BEP 3 starts every connection. */
 export function newConnectionRecord(

@@ -162,6 +162,7 @@ export class Engine {
     this.scheduleTick();
   }
 
+  /** Bytes from the remote; nothing keeps them after the call (blocks are copied), so they may be reused. */
   handleData(nowMs: number, connection: ConnectionId, bytes: Uint8Array): void {
     this.advance(nowMs);
     const conn = this.connections.get(connection);
@@ -169,16 +170,17 @@ export class Engine {
     conn.lastReceivedAtMs = nowMs;
     const result = conn.decoder.push(bytes);
     for (const event of result.events) {
-      if (!this.connections.has(connection)) return;
+      if (!this.connections.has(connection)) break;
       if (event.type === 'handshake') this.rooms.handshakes.received(conn, event);
       else if (conn.remotePeerId === undefined) {
         this.closeConnection(conn, {
           code: 'protocol',
           error: wireError('bad-handshake', 'message before handshake'),
         });
-        return;
+        break;
       } else this.onMessage(conn, event);
     }
+    conn.decoder.release();
     if (!result.ok && this.connections.has(connection)) {
       this.closeConnection(conn, { code: 'protocol', error: result.error });
     }

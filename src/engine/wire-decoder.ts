@@ -46,6 +46,17 @@ export type DecodeResult =
 
 const EMPTY = new Uint8Array(0);
 
+/** A piece frame's body: chunk index, offset, and a block of at most BLOCK_LENGTH_BYTES. */
+const PIECE_BODY_BYTES = 8 + BLOCK_LENGTH_BYTES;
+/** Spare piece bodies kept for reuse (see `WireDecoder.release`); beyond this they become garbage. */
+const MAXIMUM_SPARE_PIECE_BODIES = 64;
+/**
+ * Piece bodies handed back with `release`, shared by every decoder. A piece that arrives split
+ * across pushes (nearly all of them, in the simulator) would otherwise cost a new 16 KiB buffer;
+ * every byte of a reused one is overwritten before it is read, so reuse changes no result.
+ */
+const sparePieceBodies: Uint8Array[] = [];
+
 // Payload-free messages are immutable, so every decode can share one object.
 const KEEP_ALIVE: Message = Object.freeze({ type: 'keep-alive' });
 /** The messages that are an id alone, by id; immutable, so every decode shares one object each. */
@@ -89,6 +100,10 @@ export class WireDecoder {
   /** Only allocated when a body arrives split across pushes; whole bodies are decoded in place. */
   #body: Uint8Array | null = null;
   #bodyFilledBytes = 0;
+  /** The whole spare buffer `#body` views while a piece body is being filled, else null. */
+  #pieceBody: Uint8Array | null = null;
+  /** A piece body decoded in the last push, until `release` hands it back. */
+  #decodedPieceBody: Uint8Array | null = null;
 
   constructor(geometry: Geometry, options?: { expectHandshake?: boolean }) {
     const { pieceCount, pieceLengthBytes, totalLengthBytes } = geometry;
@@ -207,7 +222,7 @@ export class WireDecoder {
     if (this.#body === null) {
       const availableBytes = bytes.length - offset;
       if (availableBytes < bodyBytes) {
-        this.#body = new Uint8Array(bodyBytes);
+        this.#body = this.#newBody(bodyBytes);
         this.#body.set(bytes.subarray(offset), 0);
         this.#bodyFilledBytes = availableBytes;
         return NEED_MORE;
@@ -225,11 +240,30 @@ export class WireDecoder {
       start = 0;
       this.#body = null;
       this.#bodyFilledBytes = 0;
+      this.#decodedPieceBody = this.#pieceBody;
+      this.#pieceBody = null;
     }
     const bodyError = this.#decodeBody(this.#messageId, source, start, bodyBytes, events);
     if (bodyError !== null) return this.#fail(bodyError);
     this.#phase = PHASE_PREFIX;
     return next;
+  }
+
+  /** A buffer for a body split across pushes: a spare one for a piece, else a new one. */
+  #newBody(bodyBytes: number): Uint8Array {
+    if (this.#messageId !== MessageId.piece || bodyBytes > PIECE_BODY_BYTES) return new Uint8Array(bodyBytes);
+    this.#pieceBody = sparePieceBodies.pop() ?? new Uint8Array(PIECE_BODY_BYTES);
+    return this.#pieceBody.subarray(0, bodyBytes);
+  }
+
+  /**
+   * The caller is done with the events of the last push: a piece block that was assembled from
+   * several pushes may now be reused for another. Optional; a caller that keeps blocks never calls it.
+   */
+  release(): void {
+    const body = this.#decodedPieceBody;
+    this.#decodedPieceBody = null;
+    if (body !== null && sparePieceBodies.length < MAXIMUM_SPARE_PIECE_BODIES) sparePieceBodies.push(body);
   }
 
   #readHandshake(bytes: Uint8Array, offset: number, events: DecodedEvent[]): number {

@@ -1,58 +1,96 @@
 /**
  * The simulator's one event queue: a binary min-heap ordered by virtual time, ties broken by the
  * sequence number in which events were scheduled, so equal-time events run in a fixed order.
+ *
+ * Times and sequence numbers live in typed arrays beside the events, not in a record per event: a
+ * run schedules millions of events, and a wrapper object each was garbage the collector had to chase.
  */
 
-export interface Scheduled<T> {
-  readonly timeUs: number;
-  readonly sequence: number;
-  readonly event: T;
-}
+/** Slots the heap starts with; it doubles when full. */
+const INITIAL_CAPACITY = 1024;
 
 export class EventQueue<T> {
-  private readonly heap: Scheduled<T>[] = [];
+  private times = new Float64Array(INITIAL_CAPACITY);
+  /** Doubles, not 32-bit integers: a long run may schedule more than 2^32 events. */
+  private sequences = new Float64Array(INITIAL_CAPACITY);
+  private readonly events: (T | undefined)[] = [];
+  private length = 0;
   private nextSequence = 0;
 
   get size(): number {
-    return this.heap.length;
+    return this.length;
   }
 
   push(timeUs: number, event: T): void {
-    const item = { timeUs, sequence: this.nextSequence++, event };
-    const heap = this.heap;
-    heap.push(item);
-    let at = heap.length - 1;
+    if (this.length === this.times.length) this.grow();
+    const { times, sequences, events } = this;
+    const sequence = this.nextSequence++;
+    let at = this.length++;
     while (at > 0) {
       const parent = (at - 1) >> 1;
-      if (!before(item, heap[parent] as Scheduled<T>)) break;
-      heap[at] = heap[parent] as Scheduled<T>;
+      const parentTime = times[parent] as number;
+      // Sequence numbers are unique: an event not before its parent comes after it.
+      if (timeUs > parentTime || (timeUs === parentTime && sequence > (sequences[parent] as number))) break;
+      times[at] = parentTime;
+      sequences[at] = sequences[parent] as number;
+      events[at] = events[parent];
       at = parent;
     }
-    heap[at] = item;
+    times[at] = timeUs;
+    sequences[at] = sequence;
+    events[at] = event;
   }
 
-  pop(): Scheduled<T> | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined || heap.length === 0) return top;
+  /** The time of the earliest event, or undefined when none is left. */
+  peekTimeUs(): number | undefined {
+    return this.length === 0 ? undefined : this.times[0];
+  }
+
+  /** Removes and returns the earliest event (see `peekTimeUs` for its time). */
+  pop(): T | undefined {
+    if (this.length === 0) return undefined;
+    const { times, sequences, events } = this;
+    const top = events[0];
+    const last = --this.length;
+    const lastTime = times[last] as number;
+    const lastSequence = sequences[last] as number;
+    const lastEvent = events[last];
+    events[last] = undefined;
+    if (last === 0) return top;
     let at = 0;
-    const length = heap.length;
     for (;;) {
       const left = 2 * at + 1;
-      if (left >= length) break;
+      if (left >= last) break;
       const right = left + 1;
-      const child =
-        right < length && before(heap[right] as Scheduled<T>, heap[left] as Scheduled<T>) ? right : left;
-      if (!before(heap[child] as Scheduled<T>, last)) break;
-      heap[at] = heap[child] as Scheduled<T>;
+      const child = right < last && this.before(right, left) ? right : left;
+      const childTime = times[child] as number;
+      if (childTime > lastTime || (childTime === lastTime && (sequences[child] as number) > lastSequence))
+        break;
+      times[at] = childTime;
+      sequences[at] = sequences[child] as number;
+      events[at] = events[child];
       at = child;
     }
-    heap[at] = last;
+    times[at] = lastTime;
+    sequences[at] = lastSequence;
+    events[at] = lastEvent;
     return top;
   }
-}
 
-function before<T>(a: Scheduled<T>, b: Scheduled<T>): boolean {
-  return a.timeUs < b.timeUs || (a.timeUs === b.timeUs && a.sequence < b.sequence);
+  private before(a: number, b: number): boolean {
+    const timeA = this.times[a] as number;
+    const timeB = this.times[b] as number;
+    return (
+      timeA < timeB || (timeA === timeB && (this.sequences[a] as number) < (this.sequences[b] as number))
+    );
+  }
+
+  private grow(): void {
+    const times = new Float64Array(this.times.length * 2);
+    times.set(this.times);
+    this.times = times;
+    const sequences = new Float64Array(this.sequences.length * 2);
+    sequences.set(this.sequences);
+    this.sequences = sequences;
+  }
 }

@@ -95,39 +95,68 @@ function median(values: readonly number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
+/** One run's numbers: simulated time over the lower bound, its tail, and whether it failed. */
+export interface RunMeasure {
+  readonly ratio: number;
+  readonly tailMs: number;
+  readonly failed: boolean;
+}
+
 /**
- * Runs `scenario` once per seed. The tail is per peer: the time from its 95th-percentile chunk to
- * its last, and a run's tail is its worst peer's (what endgame exists to cut).
+ * Runs `scenario` at one seed. The tail is per peer: the time from its 95th-percentile chunk to its
+ * last, and a run's tail is its worst peer's (what endgame exists to cut).
  */
+export function measureRun(scenario: Scenario, seed: number): RunMeasure {
+  const times = new Map<string, number[]>();
+  const result = runScenario(scenario, {
+    seed,
+    onLine: (line) => {
+      const match = /^\s*(\S+)s (\S+)\s+received chunk \d/.exec(line);
+      if (match === null) return;
+      const list = times.get(match[2] as string) ?? [];
+      list.push(Math.round(Number.parseFloat(match[1] as string) * 1000));
+      times.set(match[2] as string, list);
+    },
+  });
+  let worst = 0;
+  for (const list of times.values()) {
+    const at95 = list[Math.floor((list.length - 1) * 0.95)] ?? 0;
+    worst = Math.max(worst, (list[list.length - 1] ?? 0) - at95);
+  }
+  return {
+    ratio: result.simulatedMs / result.lowerBoundMs,
+    tailMs: worst,
+    failed: result.failure !== undefined,
+  };
+}
+
+/** Runs `scenario` once per seed, in seed order. */
 export function measure(
   scenario: Scenario,
   seeds: readonly number[],
 ): { ratios: number[]; tailsMs: number[]; failures: number } {
-  const ratios: number[] = [];
-  const tailsMs: number[] = [];
-  let failures = 0;
-  for (const seed of seeds) {
-    const times = new Map<string, number[]>();
-    const result = runScenario(scenario, {
-      seed,
-      onLine: (line) => {
-        const match = /^\s*(\S+)s (\S+)\s+received chunk \d/.exec(line);
-        if (match === null) return;
-        const list = times.get(match[2] as string) ?? [];
-        list.push(Math.round(Number.parseFloat(match[1] as string) * 1000));
-        times.set(match[2] as string, list);
-      },
-    });
-    if (result.failure !== undefined) failures++;
-    ratios.push(result.simulatedMs / result.lowerBoundMs);
-    let worst = 0;
-    for (const list of times.values()) {
-      const at95 = list[Math.floor((list.length - 1) * 0.95)] ?? 0;
-      worst = Math.max(worst, (list[list.length - 1] ?? 0) - at95);
-    }
-    tailsMs.push(worst);
-  }
-  return { ratios, tailsMs, failures };
+  return collect(seeds.map((seed) => measureRun(scenario, seed)));
+}
+
+function collect(runs: readonly RunMeasure[]): { ratios: number[]; tailsMs: number[]; failures: number } {
+  return {
+    ratios: runs.map((run) => run.ratio),
+    tailsMs: runs.map((run) => run.tailMs),
+    failures: runs.filter((run) => run.failed).length,
+  };
+}
+
+/** A sweep row from one value's runs, in seed order (wherever they ran). */
+export function summarize(value: string, runs: readonly RunMeasure[]): SweepRow {
+  const { ratios, tailsMs, failures } = collect(runs);
+  return {
+    value,
+    medianRatio: median(ratios),
+    minRatio: Math.min(...ratios),
+    maxRatio: Math.max(...ratios),
+    medianTailMs: median(tailsMs),
+    failures,
+  };
 }
 
 export function sweep(
@@ -137,14 +166,10 @@ export function sweep(
   seeds: readonly number[],
 ): SweepRow[] {
   return values.map((value) => {
-    const { ratios, tailsMs, failures } = measure(withField(base, field, value), seeds);
-    return {
+    const scenario = withField(base, field, value);
+    return summarize(
       value,
-      medianRatio: median(ratios),
-      minRatio: Math.min(...ratios),
-      maxRatio: Math.max(...ratios),
-      medianTailMs: median(tailsMs),
-      failures,
-    };
+      seeds.map((seed) => measureRun(scenario, seed)),
+    );
   });
 }

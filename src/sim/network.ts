@@ -1,13 +1,13 @@
 /**
- * The modelled network: reliable, ordered byte streams between nodes. Each node has an uplink that
- * serves its outgoing streams round-robin at its upload capacity and a downlink that drains arriving
- * segments at its download capacity; links add latency. Streams are cut into segments of random size
- * and, now and then, two segments are handed over together, so receivers see arbitrary splits and
- * merges. Pure and deterministic: time is virtual (microseconds), randomness comes from the seed.
+ * The modelled network: reliable, ordered byte streams between nodes. This file is its face and
+ * keeps the connections: dialling, accepting, graceful close (a FIN after the queued bytes), resets
+ * and partitions. The bytes themselves travel over the nodes' access links (links.ts), with their
+ * capacities, latency and random splits and merges. Pure and deterministic: time is virtual
+ * (microseconds), randomness comes from the seed.
  */
-import { concatBytes } from '../engine/bytes.ts';
 import type { Random } from '../engine/random.ts';
 import type { EventQueue } from './event-queue.ts';
+import { type LinkOptions, Links, type Segment, type Stream } from './links.ts';
 
 export interface NetworkNode {
   readonly id: string;
@@ -20,49 +20,11 @@ export interface NetworkNode {
 export interface NetworkListener {
   accepted(node: string, endpoint: string, remoteAddress: string): void;
   connected(node: string, endpoint: string): void;
+  /** `bytes` are lent for the call only: a merged buffer is reused for the next merge. */
   data(node: string, endpoint: string, bytes: Uint8Array): void;
   closed(node: string, endpoint: string, reason: string): void;
   /** The node's uplink finished a segment: it may have room for more. */
   drained(node: string): void;
-}
-
-interface Segment {
-  readonly stream: Stream;
-  readonly parts: Uint8Array[];
-  readonly lengthBytes: number;
-  /** A FIN: the sender closed after everything before it. */
-  readonly fin: boolean;
-}
-
-interface Stream {
-  readonly from: string;
-  readonly to: string;
-  readonly fromEndpoint: string;
-  readonly toEndpoint: string;
-  readonly queue: Uint8Array[];
-  queuedBytes: number;
-  /** Offset into queue[0] already cut into segments. */
-  headOffset: number;
-  finQueued: boolean;
-  finSent: boolean;
-  /** Delivered segments held back to be merged with the next one. */
-  held: Uint8Array[];
-  /** How many segments `held` came from. */
-  heldSegments: number;
-  segmentsInFlight: number;
-  dead: boolean;
-}
-
-interface Uplink {
-  busyUntilUs: number;
-  busy: boolean;
-  /** Streams with something to send, served round-robin. */
-  readonly ready: Stream[];
-}
-
-interface Downlink {
-  busy: boolean;
-  readonly queue: Segment[];
 }
 
 export type NetworkEvent =
@@ -98,39 +60,38 @@ interface Connection {
   established: boolean;
 }
 
-export interface NetworkOptions {
-  readonly maxSegmentBytes: number;
-  readonly mergePercent: number;
+export interface NetworkOptions extends LinkOptions {
   /** Queued bytes above which an endpoint's reads are held back (backpressure). */
   readonly highWaterBytes: number;
 }
 
 export class Network {
   private readonly nodes = new Map<string, NetworkNode>();
+  private readonly queue: EventQueue<NetworkEvent | { kind: string }>;
   private readonly listeners = new Map<string, string>(); // address -> node
-  private readonly uplinks = new Map<string, Uplink>();
-  private readonly downlinks = new Map<string, Downlink>();
   private readonly connections = new Map<number, Connection>();
   private readonly byEndpoint = new Map<string, Connection>(); // `${node}/${endpoint}`
   private readonly partitions = new Set<string>();
   private nextLinkId = 1;
   private nextInboundId = 1;
-  bytesDelivered = 0;
-  /** Bytes each node has queued on all its streams, not yet on the wire. */
-  private readonly nodeQueued = new Map<string, number>();
+  private readonly links: Links;
 
   constructor(
-    private readonly queue: EventQueue<NetworkEvent | { kind: string }>,
-    private readonly random: Random,
-    private readonly options: NetworkOptions,
+    queue: EventQueue<NetworkEvent | { kind: string }>,
+    random: Random,
+    options: NetworkOptions,
     private readonly listener: NetworkListener,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.queue = queue;
+    this.links = new Links(queue, random, options, this.nodes, listener, now, (node, endpoint) =>
+      this.finished(node, endpoint),
+    );
+  }
 
   addNode(node: NetworkNode): void {
     this.nodes.set(node.id, node);
-    this.uplinks.set(node.id, { busyUntilUs: 0, busy: false, ready: [] });
-    this.downlinks.set(node.id, { busy: false, queue: [] });
+    this.links.addNode(node.id);
   }
 
   listen(address: string, node: string): void {
@@ -179,7 +140,7 @@ export class Network {
     };
     this.connections.set(linkId, connection);
     this.byEndpoint.set(`${node}/${endpoint}`, connection);
-    const latencyUs = this.latencyUs(node, target ?? node);
+    const latencyUs = this.links.latencyUs(node, target ?? node);
     this.queue.push(this.now() + latencyUs, {
       kind: 'syn',
       from: node,
@@ -199,13 +160,13 @@ export class Network {
         this.onSynAck(event.linkId, event.ok);
         return;
       case 'uplink-done':
-        this.onUplinkDone(event.node, event.segment);
+        this.links.onUplinkDone(event.node, event.segment);
         return;
       case 'arrive':
-        this.onArrive(event.segment);
+        this.links.onArrive(event.segment);
         return;
       case 'downlink-done':
-        this.onDownlinkDone(event.node, event.segment);
+        this.links.onDownlinkDone(event.node, event.segment);
         return;
       case 'reset':
         this.onReset(event.node, event.endpoint, event.linkId, event.reason);
@@ -219,17 +180,17 @@ export class Network {
     const target = this.listeners.get(address);
     const ok = target !== undefined && !this.cut(connection.clientNode, target);
     if (ok) connection.serverNode = target;
-    const back = this.latencyUs(connection.clientNode, connection.serverNode || connection.clientNode);
+    const back = this.links.latencyUs(connection.clientNode, connection.serverNode || connection.clientNode);
     if (ok) {
       connection.serverEndpoint = `in:${this.nextInboundId++}`;
       connection.established = true;
-      const up = this.newStream(
+      const up = this.links.newStream(
         connection.clientNode,
         connection.serverNode,
         connection.clientEndpoint,
         connection.serverEndpoint,
       );
-      const down = this.newStream(
+      const down = this.links.newStream(
         connection.serverNode,
         connection.clientNode,
         connection.serverEndpoint,
@@ -256,24 +217,6 @@ export class Network {
       return;
     }
     this.listener.connected(connection.clientNode, connection.clientEndpoint);
-  }
-
-  private newStream(from: string, to: string, fromEndpoint: string, toEndpoint: string): Stream {
-    return {
-      from,
-      to,
-      fromEndpoint,
-      toEndpoint,
-      queue: [],
-      queuedBytes: 0,
-      headOffset: 0,
-      finQueued: false,
-      finSent: false,
-      held: [],
-      heldSegments: 0,
-      segmentsInFlight: 0,
-      dead: false,
-    };
   }
 
   /** The link an endpoint belongs to, and whether the endpoint dialled it. */
@@ -313,20 +256,13 @@ export class Network {
 
   /** Bytes a node has queued on all its connections but not yet put on its uplink. */
   queuedBytes(node: string): number {
-    return this.nodeQueued.get(node) ?? 0;
-  }
-
-  private addQueued(node: string, bytes: number): void {
-    this.nodeQueued.set(node, (this.nodeQueued.get(node) ?? 0) + bytes);
+    return this.links.queuedBytes(node);
   }
 
   send(node: string, endpoint: string, bytes: Uint8Array): void {
     const stream = this.outgoing(node, endpoint);
     if (stream === undefined || stream.finQueued || stream.dead || bytes.length === 0) return;
-    stream.queue.push(bytes);
-    stream.queuedBytes += bytes.length;
-    this.addQueued(node, bytes.length);
-    this.makeReady(stream);
+    this.links.enqueue(stream, bytes);
   }
 
   /** A graceful close: what is queued is still delivered, then the remote sees the close. */
@@ -343,16 +279,13 @@ export class Network {
         ? connection.up
         : connection.down;
     const incoming = stream === connection.up ? connection.down : connection.up;
-    if (incoming !== undefined) this.killStream(incoming);
+    if (incoming !== undefined) this.links.killStream(incoming);
     if (stream === undefined || stream.dead) {
       // The remote closed first (and stopped listening): both ends are done with it.
       this.forgetConnection(connection);
       return;
     }
-    if (!stream.finQueued) {
-      stream.finQueued = true;
-      this.makeReady(stream);
-    }
+    this.links.queueFin(stream);
   }
 
   /** An abrupt reset: queued data is lost and both ends see the close (the remote after latency). */
@@ -371,9 +304,7 @@ export class Network {
       }
       this.resetConnection(connection, reason, crashed ? node : undefined);
     }
-    if (!crashed) return;
-    const uplink = this.uplinks.get(node);
-    if (uplink !== undefined) uplink.ready.length = 0;
+    if (crashed) this.links.stopUplink(node);
   }
 
   private resetConnection(connection: Connection, reason: string, silentNode?: string): void {
@@ -384,7 +315,7 @@ export class Network {
     for (const [node, endpoint] of ends) {
       if (node === silentNode) continue;
       const other = node === connection.clientNode ? connection.serverNode : connection.clientNode;
-      const delayUs = node === silentNode ? 0 : this.latencyUs(node, other || node);
+      const delayUs = node === silentNode ? 0 : this.links.latencyUs(node, other || node);
       this.queue.push(this.now() + delayUs, { kind: 'reset', node, endpoint, linkId: connection.id, reason });
     }
   }
@@ -394,158 +325,20 @@ export class Network {
     this.listener.closed(node, endpoint, reason);
   }
 
+  /** A FIN arrived: the connection is over at both ends, and the receiver hears of it. */
+  private finished(node: string, endpoint: string): void {
+    const connection = this.byEndpoint.get(`${node}/${endpoint}`);
+    this.byEndpoint.delete(`${node}/${endpoint}`);
+    if (connection !== undefined) this.forgetConnection(connection);
+    this.listener.closed(node, endpoint, 'closed by remote');
+  }
+
   private forgetConnection(connection: Connection): void {
     connection.dead = true;
     for (const stream of [connection.up, connection.down]) {
-      if (stream !== undefined) this.killStream(stream);
+      if (stream !== undefined) this.links.killStream(stream);
     }
     this.connections.delete(connection.id);
-  }
-
-  /** A dead stream sends nothing more: what it still had queued no longer counts against its node. */
-  private killStream(stream: Stream): void {
-    if (stream.dead) return;
-    stream.dead = true;
-    this.addQueued(stream.from, -stream.queuedBytes);
-    stream.queuedBytes = 0;
-    stream.queue.length = 0;
-  }
-
-  private makeReady(stream: Stream): void {
-    const uplink = this.uplinks.get(stream.from);
-    if (uplink === undefined) return;
-    if (!uplink.ready.includes(stream)) uplink.ready.push(stream);
-    this.pumpUplink(stream.from, uplink);
-  }
-
-  private pumpUplink(node: string, uplink: Uplink): void {
-    while (!uplink.busy && uplink.ready.length > 0) {
-      const stream = uplink.ready.shift() as Stream;
-      if (stream.dead) continue;
-      const segment = this.cutSegment(stream);
-      if (segment === undefined) continue;
-      if (stream.queuedBytes > 0 || (stream.finQueued && !stream.finSent)) uplink.ready.push(stream);
-      const capacity = this.nodes.get(node)?.uploadBytesPerSecond ?? 1;
-      const durationUs = Math.ceil((segment.lengthBytes * 1_000_000) / capacity);
-      uplink.busy = true;
-      uplink.busyUntilUs = this.now() + durationUs;
-      stream.segmentsInFlight++;
-      this.queue.push(uplink.busyUntilUs, { kind: 'uplink-done', node, segment });
-    }
-  }
-
-  private cutSegment(stream: Stream): Segment | undefined {
-    if (stream.queuedBytes === 0) {
-      if (stream.finQueued && !stream.finSent) {
-        stream.finSent = true;
-        return { stream, parts: [], lengthBytes: 0, fin: true };
-      }
-      return undefined;
-    }
-    // At most 50 ms of the uplink's time, so a stalled node (1 B/s) is not stuck behind one huge
-    // segment after it recovers.
-    const capacity = this.nodes.get(stream.from)?.uploadBytesPerSecond ?? 1;
-    const cap = Math.max(1, Math.min(this.options.maxSegmentBytes, Math.floor(capacity / 20)));
-    const size = Math.min(stream.queuedBytes, 1 + this.random.nextInt(cap));
-    const parts: Uint8Array[] = [];
-    let remaining = size;
-    while (remaining > 0) {
-      const head = stream.queue[0] as Uint8Array;
-      const available = head.length - stream.headOffset;
-      const take = Math.min(available, remaining);
-      parts.push(head.subarray(stream.headOffset, stream.headOffset + take));
-      remaining -= take;
-      if (take === available) {
-        stream.queue.shift();
-        stream.headOffset = 0;
-      } else {
-        stream.headOffset += take;
-      }
-    }
-    stream.queuedBytes -= size;
-    this.addQueued(stream.from, -size);
-    return { stream, parts, lengthBytes: size, fin: false };
-  }
-
-  private onUplinkDone(node: string, segment: Segment): void {
-    const uplink = this.uplinks.get(node);
-    if (uplink === undefined) return;
-    uplink.busy = false;
-    this.listener.drained(node);
-    if (!segment.stream.dead) {
-      const latencyUs = this.latencyUs(segment.stream.from, segment.stream.to);
-      this.queue.push(this.now() + latencyUs, { kind: 'arrive', segment });
-    }
-    this.pumpUplink(node, uplink);
-  }
-
-  private onArrive(segment: Segment): void {
-    if (segment.stream.dead) return;
-    const downlink = this.downlinks.get(segment.stream.to);
-    if (downlink === undefined) return;
-    downlink.queue.push(segment);
-    this.pumpDownlink(segment.stream.to, downlink);
-  }
-
-  private pumpDownlink(node: string, downlink: Downlink): void {
-    if (downlink.busy) return;
-    const segment = downlink.queue.shift();
-    if (segment === undefined) return;
-    const capacity = this.nodes.get(node)?.downloadBytesPerSecond ?? 1;
-    downlink.busy = true;
-    this.queue.push(this.now() + Math.ceil((segment.lengthBytes * 1_000_000) / capacity), {
-      kind: 'downlink-done',
-      node,
-      segment,
-    });
-  }
-
-  private onDownlinkDone(node: string, segment: Segment): void {
-    const downlink = this.downlinks.get(node);
-    if (downlink !== undefined) downlink.busy = false;
-    const stream = segment.stream;
-    stream.segmentsInFlight--;
-    if (!stream.dead) {
-      this.bytesDelivered += segment.lengthBytes;
-      if (segment.fin) {
-        this.deliverHeld(node, stream);
-        this.killStream(stream);
-        const connection = this.byEndpoint.get(`${node}/${stream.toEndpoint}`);
-        this.byEndpoint.delete(`${node}/${stream.toEndpoint}`);
-        if (connection !== undefined) this.forgetConnection(connection);
-        this.listener.closed(node, stream.toEndpoint, 'closed by remote');
-      } else {
-        stream.held.push(...segment.parts);
-        stream.heldSegments++;
-        // Hold this segment back, now and then, so the receiver gets it merged with the next one.
-        const more = stream.segmentsInFlight > 0;
-        if (!more || !this.random.chance(this.options.mergePercent, 100)) this.deliverHeld(node, stream);
-      }
-    }
-    if (downlink !== undefined) this.pumpDownlink(node, downlink);
-  }
-
-  /**
-   * Hands the held bytes to the receiver: as one merged buffer when they came in several segments
-   * (so frames arrive glued together), else piece by piece as they were sent, which saves a copy.
-   */
-  private deliverHeld(node: string, stream: Stream): void {
-    const parts = stream.held;
-    stream.held = [];
-    if (parts.length === 0) return;
-    if (stream.heldSegments > 1) {
-      stream.heldSegments = 0;
-      this.listener.data(node, stream.toEndpoint, concatBytes(parts));
-      return;
-    }
-    stream.heldSegments = 0;
-    for (const part of parts) this.listener.data(node, stream.toEndpoint, part);
-  }
-
-  private latencyUs(a: string, b: string): number {
-    const left = this.nodes.get(a)?.latencyMs ?? 0;
-    const right = this.nodes.get(b)?.latencyMs ?? 0;
-    return Math.round(((left + right) / 2) * 1000);
   }
 }
 

@@ -4,6 +4,12 @@
  */
 import { z } from 'zod';
 
+/**
+ * The most peers a scenario may have. What a machine can hold is checked separately, before a run,
+ * against its memory (memory-estimate.ts); this only keeps a typo from asking for billions.
+ */
+export const MAX_PEERS = 100_000;
+
 const nodeId = z.string().regex(/^[A-Za-z0-9_-]{1,8}$/, 'must be 1 to 8 letters, digits, "_" or "-"');
 const bytesPerSecond = z.number().int().positive().max(1e12);
 const milliseconds = z.number().int().nonnegative().max(86_400_000);
@@ -26,7 +32,7 @@ const peerSchema = z.strictObject({
 });
 
 const peerGroupSchema = z.strictObject({
-  count: z.number().int().positive().max(5000),
+  count: z.number().int().positive().max(MAX_PEERS),
   idPrefix: z
     .string()
     .regex(/^[A-Za-z_-]{1,4}$/, 'must be 1 to 4 letters, "_" or "-"')
@@ -60,7 +66,7 @@ const faultSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('partition'),
     atMs: milliseconds,
-    nodes: z.array(nodeId).min(1).max(5000),
+    nodes: z.array(nodeId).min(1).max(MAX_PEERS),
     healAfterMs: milliseconds.optional(),
   }),
   /** The node's upload slows to a crawl (a stalled peer at 1 byte/s). */
@@ -149,7 +155,7 @@ export const scenarioSchema = z
       })
       .prefault({}),
     owner: ownerSchema,
-    peers: z.array(peerSchema).max(5000).default([]),
+    peers: z.array(peerSchema).max(MAX_PEERS).default([]),
     peerGroups: z.array(peerGroupSchema).max(100).default([]),
     maxSimulatedMs: milliseconds.default(3_600_000),
     faults: z.array(faultSchema).max(1000).default([]),
@@ -207,8 +213,8 @@ export const scenarioSchema = z
     const total = scenario.peers.length + scenario.peerGroups.reduce((sum, group) => sum + group.count, 0);
     if (total === 0)
       context.addIssue({ code: 'custom', path: ['peers'], message: 'a scenario needs at least one peer' });
-    if (total > 5000)
-      context.addIssue({ code: 'custom', path: ['peerGroups'], message: 'at most 5000 peers' });
+    if (total > MAX_PEERS)
+      context.addIssue({ code: 'custom', path: ['peerGroups'], message: `at most ${MAX_PEERS} peers` });
     const peerIds = new Set(planPeers(scenario as Scenario).map((peer) => peer.id));
     const allIds = new Set([...peerIds, scenario.owner.id]);
     scenario.faults.forEach((fault, index) => {

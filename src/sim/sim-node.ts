@@ -77,3 +77,21 @@ export function createSimNode(
     totals: { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0 },
   };
 }
+
+/**
+ * Network endpoint names carry the node's incarnation: a restarted engine reuses its connection
+ * ids ("out:1"), and the dead incarnation's late resets and bytes must never reach the new one.
+ * Inbound ids come from the network and are unique already.
+ */
+export function networkEndpoint(node: SimNode, connection: string): string {
+  return connection.startsWith('in:') ? connection : `${node.generation}/${connection}`;
+}
+
+/** The engine's connection id for a network endpoint of `node`'s live incarnation, if it is one. */
+export function localEndpoint(node: SimNode | undefined, endpoint: string): string | undefined {
+  const slash = endpoint.indexOf('/');
+  if (slash < 0) return endpoint;
+  return node !== undefined && endpoint.slice(0, slash) === String(node.generation)
+    ? endpoint.slice(slash + 1)
+    : undefined;
+}

@@ -3,13 +3,13 @@
  * event queue in virtual time. One master seed decides everything; the same scenario and seed give
  * the same trace, byte for byte, on any machine.
  */
-import { createHash } from 'node:crypto';
 import { type ActivityEvent, formatActivityLine, type ListSummary } from '../engine/activity.ts';
 import type { Geometry } from '../engine/chunking.ts';
-import { type Effect, Engine, type EngineLimits } from '../engine/engine.ts';
+import { type Effect, Engine } from '../engine/engine.ts';
 import { createTorrent } from '../engine/metainfo.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
 import { sha1 } from '../platform/sha1.ts';
+import { ActivityTrace } from './activity-trace.ts';
 import { EventQueue } from './event-queue.ts';
 import { FaultInjector } from './fault-injection.ts';
 import { describeFault, healTimeMs, planFaults } from './faults.ts';
@@ -20,26 +20,18 @@ import { type Fault, planPeers, type Scenario } from './scenario.ts';
 import type { SimEvent } from './sim-event.ts';
 import {
   advertisedNotHeld,
-  allHonestComplete,
   everyChunkOnALivePeer,
   finishedWithWrongFile,
+  firstWaitingPeer,
 } from './sim-invariants.ts';
-import { createSimNode, type SimNode } from './sim-node.ts';
+import { createSimNode, localEndpoint, networkEndpoint, type SimNode } from './sim-node.ts';
+import { PROGRESS_EVERY_EVENTS, type SimOptions } from './sim-options.ts';
 import { fileSha256Of, lowerBoundMs, peerReport, type SimFailure, type SimResult } from './sim-result.ts';
 import { wireTopology } from './topology-wiring.ts';
 import { WireWatch } from './wire-watch.ts';
 
+export { PROGRESS_EVERY_EVENTS, type SimOptions, type SimProgress } from './sim-options.ts';
 export type { PeerReport, SimFailure, SimResult } from './sim-result.ts';
-
-export interface SimOptions {
-  /** Overrides the scenario's seed for the run (not for the file's bytes). */
-  readonly seed?: number;
-  /** Called with every activity line, in order. */
-  readonly onLine?: (line: string) => void;
-  /** Called with every activity event as data (virtual ms, node id, event), in order: for reports. */
-  readonly onActivity?: (atMs: number, node: string, event: ActivityEvent) => void;
-  readonly limits?: Partial<EngineLimits>;
-}
 
 /**
  * Block reads wait while the node has this much queued for its uplink. Keeping the queue short
@@ -58,14 +50,14 @@ export class Simulator {
   private readonly peerIds: string[] = [];
   /** The peers' nodes, in peerIds order. */
   private readonly peerNodes: SimNode[] = [];
-  private readonly trace = createHash('sha256');
+  private readonly trace = new ActivityTrace();
   private readonly geometry: Geometry;
   private readonly file: FileChunks;
   private readonly infoHash: Uint8Array;
-  private readonly activityCounts: Record<string, number> = {};
   private readonly touched = new Set<SimNode>();
   private nowUs = 0;
   private events = 0;
+  private peersComplete = 0;
   private failure: SimFailure | undefined;
   private readonly faults: Fault[];
   private readonly faultInjector: FaultInjector;
@@ -158,22 +150,8 @@ export class Simulator {
     };
   }
 
-  /**
-   * Network endpoint names carry the node's incarnation: a restarted engine reuses its connection
-   * ids ("out:1"), and the dead incarnation's late resets and bytes must never reach the new one.
-   * Inbound ids come from the network and are unique already.
-   */
-  private networkEndpoint(node: SimNode, connection: string): string {
-    return connection.startsWith('in:') ? connection : `${node.generation}/${connection}`;
-  }
-
   private localEndpoint(id: string, endpoint: string): string | undefined {
-    const slash = endpoint.indexOf('/');
-    if (slash < 0) return endpoint;
-    const node = this.nodes.get(id);
-    return node !== undefined && endpoint.slice(0, slash) === String(node.generation)
-      ? endpoint.slice(slash + 1)
-      : undefined;
+    return localEndpoint(this.nodes.get(id), endpoint);
   }
 
   /** The node's engine, marking the node as having effects to carry out. */
@@ -250,7 +228,7 @@ export class Simulator {
   private apply(node: SimNode, effect: Effect): void {
     switch (effect.kind) {
       case 'connect':
-        this.network.connect(node.id, this.networkEndpoint(node, effect.connection), effect.address);
+        this.network.connect(node.id, networkEndpoint(node, effect.connection), effect.address);
         return;
       case 'send': {
         let bytes = effect.bytes;
@@ -261,16 +239,16 @@ export class Simulator {
           bytes[0] = (bytes[0] as number) ^ 0xff;
         }
         if (this.watch !== undefined) {
-          const link = this.network.linkOf(node.id, this.networkEndpoint(node, effect.connection));
+          const link = this.network.linkOf(node.id, networkEndpoint(node, effect.connection));
           const broken =
             link === undefined ? undefined : this.watch.sent(link.id, link.client, bytes, this.nowMs());
           if (broken !== undefined) this.fail('invariant', `${node.id}: ${broken}`);
         }
-        this.network.send(node.id, this.networkEndpoint(node, effect.connection), bytes);
+        this.network.send(node.id, networkEndpoint(node, effect.connection), bytes);
         return;
       }
       case 'close':
-        this.network.close(node.id, this.networkEndpoint(node, effect.connection));
+        this.network.close(node.id, networkEndpoint(node, effect.connection));
         return;
       case 'read-block':
         node.pendingReads.push(effect);
@@ -292,6 +270,7 @@ export class Simulator {
         }
         return;
       case 'complete':
+        if (node.completedAtMs === undefined && node.role === 'peer') this.peersComplete++;
         node.completedAtMs ??= this.nowMs();
         return;
     }
@@ -306,24 +285,27 @@ export class Simulator {
     ) {
       const effect = node.pendingReads.shift() as Effect & { kind: 'read-block' };
       node.readsInFlight++;
+      // Field by field, not a spread: one fixed shape for every read-done event.
+      const { connection, index, begin, length } = effect;
       this.queue.push(this.nowUs, {
-        ...effect,
         kind: 'read-done',
         node: node.id,
         generation: node.generation,
+        connection,
+        index,
+        begin,
+        length,
       });
     }
   }
 
   private onActivity(node: SimNode, event: ActivityEvent): void {
-    this.activityCounts[event.kind] = (this.activityCounts[event.kind] ?? 0) + 1;
     if (event.kind === 'chunk-received') {
       if (event.fromOwner) node.totals.chunksFromOwner++;
       else node.totals.chunksFromPeers++;
     }
     const line = formatActivityLine(this.nowMs(), node.id, event);
-    this.trace.update(line);
-    this.trace.update('\n');
+    this.trace.record(event.kind, line);
     this.options.onLine?.(line);
     this.options.onActivity?.(this.nowMs(), node.id, event);
   }
@@ -438,19 +420,22 @@ export class Simulator {
 
   run(): SimResult {
     const limitUs = this.scenario.maxSimulatedMs * 1000;
-    while (this.failure === undefined && !allHonestComplete(this.peerNodes)) {
-      const next = this.queue.pop();
-      if (next === undefined) {
+    let waiting = 0;
+    for (;;) {
+      waiting = firstWaitingPeer(this.peerNodes, waiting);
+      if (this.failure !== undefined || waiting === this.peerNodes.length) break;
+      const timeUs = this.queue.peekTimeUs();
+      if (timeUs === undefined) {
         this.fail('incomplete', 'nothing left to happen, but some peers are not complete');
         break;
       }
-      if (next.timeUs > limitUs) {
+      if (timeUs > limitUs) {
         this.nowUs = limitUs;
         this.fail('time-limit', `not complete after ${this.scenario.maxSimulatedMs} ms of simulated time`);
         break;
       }
       const livenessDeadlineUs = (this.healAtMs + this.scenario.livenessBoundMs) * 1000;
-      if (this.faults.length > 0 && next.timeUs > livenessDeadlineUs) {
+      if (this.faults.length > 0 && timeUs > livenessDeadlineUs) {
         this.nowUs = livenessDeadlineUs;
         this.fail(
           'liveness',
@@ -458,12 +443,24 @@ export class Simulator {
         );
         break;
       }
-      this.nowUs = next.timeUs;
+      const event = this.queue.pop() as SimEvent;
+      this.nowUs = timeUs;
       this.events++;
-      this.handle(next.event);
+      this.handle(event);
+      if (this.events % PROGRESS_EVERY_EVENTS === 0) this.reportProgress();
     }
     this.finalChecks();
     return this.report();
+  }
+
+  private reportProgress(): void {
+    const { events, peersComplete } = this;
+    this.options.onProgress?.({
+      simulatedMs: this.nowMs(),
+      events,
+      peersComplete,
+      peers: this.peerNodes.length,
+    });
   }
 
   private report(): SimResult {
@@ -474,7 +471,7 @@ export class Simulator {
     return {
       scenario: this.scenario.name ?? 'scenario',
       seed: this.seed,
-      digest: this.trace.copy().digest('hex'),
+      digest: this.trace.digest(),
       simulatedMs: Math.max(0, ...peers.map((peer) => peer.completedAtMs ?? this.nowMs())),
       lowerBoundMs: lowerBoundMs(
         this.geometry.totalLengthBytes,
@@ -484,7 +481,7 @@ export class Simulator {
       fileSha256: fileSha256OfFile,
       peers,
       owner: { bytesUp: ownerNode.engine?.getStats().bytesUp ?? 0 },
-      activityCounts: { ...this.activityCounts },
+      activityCounts: { ...this.trace.counts },
       events: this.events,
       faults: this.faults.map(describeFault),
       failure: this.failure,

@@ -1,0 +1,286 @@
+/**
+ * The access links of the modelled network: each node's uplink serves its outgoing streams
+ * round-robin at its upload capacity, cutting them into segments of random size; each segment
+ * crosses the link's latency and waits for the receiver's downlink, which drains at its download
+ * capacity. Now and then a delivered segment is held back and handed over merged with the next, so
+ * receivers see arbitrary splits and merges. Connections (who talks to whom) are network.ts's job.
+ */
+import type { Random } from '../engine/random.ts';
+import type { EventQueue } from './event-queue.ts';
+import type { NetworkEvent, NetworkListener, NetworkNode } from './network.ts';
+
+export interface Segment {
+  readonly stream: Stream;
+  readonly parts: Uint8Array[];
+  readonly lengthBytes: number;
+  /** A FIN: the sender closed after everything before it. */
+  readonly fin: boolean;
+}
+
+export interface Stream {
+  readonly from: string;
+  readonly to: string;
+  readonly fromEndpoint: string;
+  readonly toEndpoint: string;
+  readonly queue: Uint8Array[];
+  queuedBytes: number;
+  /** Offset into queue[0] already cut into segments. */
+  headOffset: number;
+  finQueued: boolean;
+  finSent: boolean;
+  /** Delivered segments held back to be merged with the next one. */
+  held: Uint8Array[];
+  /** How many segments `held` came from. */
+  heldSegments: number;
+  segmentsInFlight: number;
+  dead: boolean;
+}
+
+interface Uplink {
+  busyUntilUs: number;
+  busy: boolean;
+  /** Streams with something to send, served round-robin. */
+  readonly ready: Stream[];
+}
+
+interface Downlink {
+  busy: boolean;
+  readonly queue: Segment[];
+}
+
+export interface LinkOptions {
+  readonly maxSegmentBytes: number;
+  readonly mergePercent: number;
+}
+
+export class Links {
+  private readonly uplinks = new Map<string, Uplink>();
+  private readonly downlinks = new Map<string, Downlink>();
+  bytesDelivered = 0;
+  /** Bytes each node has queued on all its streams, not yet on the wire. */
+  private readonly nodeQueued = new Map<string, number>();
+  /** Where merged segments are glued together; grows to the largest merge, reused for every one. */
+  private mergeBuffer = new Uint8Array(0);
+
+  constructor(
+    private readonly queue: EventQueue<NetworkEvent | { kind: string }>,
+    private readonly random: Random,
+    private readonly options: LinkOptions,
+    /** The nodes and their capacities, shared with the network (faults change them). */
+    private readonly nodes: ReadonlyMap<string, NetworkNode>,
+    private readonly listener: Pick<NetworkListener, 'data' | 'drained'>,
+    private readonly now: () => number,
+    /** A FIN reached `node`'s `endpoint`: everything before it is delivered. */
+    private readonly finished: (node: string, endpoint: string) => void,
+  ) {}
+
+  addNode(id: string): void {
+    this.uplinks.set(id, { busyUntilUs: 0, busy: false, ready: [] });
+    this.downlinks.set(id, { busy: false, queue: [] });
+  }
+
+  newStream(from: string, to: string, fromEndpoint: string, toEndpoint: string): Stream {
+    return {
+      from,
+      to,
+      fromEndpoint,
+      toEndpoint,
+      queue: [],
+      queuedBytes: 0,
+      headOffset: 0,
+      finQueued: false,
+      finSent: false,
+      held: [],
+      heldSegments: 0,
+      segmentsInFlight: 0,
+      dead: false,
+    };
+  }
+
+  /** Bytes a node has queued on all its streams but not yet put on its uplink. */
+  queuedBytes(node: string): number {
+    return this.nodeQueued.get(node) ?? 0;
+  }
+
+  private addQueued(node: string, bytes: number): void {
+    this.nodeQueued.set(node, (this.nodeQueued.get(node) ?? 0) + bytes);
+  }
+
+  /** Queues `bytes` on a live stream and wakes its uplink. */
+  enqueue(stream: Stream, bytes: Uint8Array): void {
+    stream.queue.push(bytes);
+    stream.queuedBytes += bytes.length;
+    this.addQueued(stream.from, bytes.length);
+    this.makeReady(stream);
+  }
+
+  /** The sender closed: a FIN follows what is queued. */
+  queueFin(stream: Stream): void {
+    if (stream.finQueued) return;
+    stream.finQueued = true;
+    this.makeReady(stream);
+  }
+
+  /** A crashed node's uplink forgets every stream it was serving. */
+  stopUplink(node: string): void {
+    const uplink = this.uplinks.get(node);
+    if (uplink !== undefined) uplink.ready.length = 0;
+  }
+
+  /** A dead stream sends nothing more: what it still had queued no longer counts against its node. */
+  killStream(stream: Stream): void {
+    if (stream.dead) return;
+    stream.dead = true;
+    this.addQueued(stream.from, -stream.queuedBytes);
+    stream.queuedBytes = 0;
+    stream.queue.length = 0;
+  }
+
+  private makeReady(stream: Stream): void {
+    const uplink = this.uplinks.get(stream.from);
+    if (uplink === undefined) return;
+    if (!uplink.ready.includes(stream)) uplink.ready.push(stream);
+    this.pumpUplink(stream.from, uplink);
+  }
+
+  private pumpUplink(node: string, uplink: Uplink): void {
+    while (!uplink.busy && uplink.ready.length > 0) {
+      const stream = uplink.ready.shift() as Stream;
+      if (stream.dead) continue;
+      const segment = this.cutSegment(stream);
+      if (segment === undefined) continue;
+      if (stream.queuedBytes > 0 || (stream.finQueued && !stream.finSent)) uplink.ready.push(stream);
+      const capacity = this.nodes.get(node)?.uploadBytesPerSecond ?? 1;
+      const durationUs = Math.ceil((segment.lengthBytes * 1_000_000) / capacity);
+      uplink.busy = true;
+      uplink.busyUntilUs = this.now() + durationUs;
+      stream.segmentsInFlight++;
+      this.queue.push(uplink.busyUntilUs, { kind: 'uplink-done', node, segment });
+    }
+  }
+
+  private cutSegment(stream: Stream): Segment | undefined {
+    if (stream.queuedBytes === 0) {
+      if (stream.finQueued && !stream.finSent) {
+        stream.finSent = true;
+        return { stream, parts: [], lengthBytes: 0, fin: true };
+      }
+      return undefined;
+    }
+    // At most 50 ms of the uplink's time, so a stalled node (1 B/s) is not stuck behind one huge
+    // segment after it recovers.
+    const capacity = this.nodes.get(stream.from)?.uploadBytesPerSecond ?? 1;
+    const cap = Math.max(1, Math.min(this.options.maxSegmentBytes, Math.floor(capacity / 20)));
+    const size = Math.min(stream.queuedBytes, 1 + this.random.nextInt(cap));
+    const parts: Uint8Array[] = [];
+    let remaining = size;
+    while (remaining > 0) {
+      const head = stream.queue[0] as Uint8Array;
+      const available = head.length - stream.headOffset;
+      const take = Math.min(available, remaining);
+      parts.push(head.subarray(stream.headOffset, stream.headOffset + take));
+      remaining -= take;
+      if (take === available) {
+        stream.queue.shift();
+        stream.headOffset = 0;
+      } else {
+        stream.headOffset += take;
+      }
+    }
+    stream.queuedBytes -= size;
+    this.addQueued(stream.from, -size);
+    return { stream, parts, lengthBytes: size, fin: false };
+  }
+
+  onUplinkDone(node: string, segment: Segment): void {
+    const uplink = this.uplinks.get(node);
+    if (uplink === undefined) return;
+    uplink.busy = false;
+    this.listener.drained(node);
+    if (!segment.stream.dead) {
+      const latencyUs = this.latencyUs(segment.stream.from, segment.stream.to);
+      this.queue.push(this.now() + latencyUs, { kind: 'arrive', segment });
+    }
+    this.pumpUplink(node, uplink);
+  }
+
+  onArrive(segment: Segment): void {
+    if (segment.stream.dead) return;
+    const downlink = this.downlinks.get(segment.stream.to);
+    if (downlink === undefined) return;
+    downlink.queue.push(segment);
+    this.pumpDownlink(segment.stream.to, downlink);
+  }
+
+  private pumpDownlink(node: string, downlink: Downlink): void {
+    if (downlink.busy) return;
+    const segment = downlink.queue.shift();
+    if (segment === undefined) return;
+    const capacity = this.nodes.get(node)?.downloadBytesPerSecond ?? 1;
+    downlink.busy = true;
+    this.queue.push(this.now() + Math.ceil((segment.lengthBytes * 1_000_000) / capacity), {
+      kind: 'downlink-done',
+      node,
+      segment,
+    });
+  }
+
+  onDownlinkDone(node: string, segment: Segment): void {
+    const downlink = this.downlinks.get(node);
+    if (downlink !== undefined) downlink.busy = false;
+    const stream = segment.stream;
+    stream.segmentsInFlight--;
+    if (!stream.dead) {
+      this.bytesDelivered += segment.lengthBytes;
+      if (segment.fin) {
+        this.deliverHeld(node, stream);
+        this.killStream(stream);
+        this.finished(node, stream.toEndpoint);
+      } else {
+        stream.held.push(...segment.parts);
+        stream.heldSegments++;
+        // Hold this segment back, now and then, so the receiver gets it merged with the next one.
+        const more = stream.segmentsInFlight > 0;
+        if (!more || !this.random.chance(this.options.mergePercent, 100)) this.deliverHeld(node, stream);
+      }
+    }
+    if (downlink !== undefined) this.pumpDownlink(node, downlink);
+  }
+
+  /**
+   * Hands the held bytes to the receiver: as one merged buffer when they came in several segments
+   * (so frames arrive glued together), else piece by piece as they were sent, which saves a copy.
+   */
+  private deliverHeld(node: string, stream: Stream): void {
+    const parts = stream.held;
+    stream.held = [];
+    if (parts.length === 0) return;
+    if (stream.heldSegments > 1) {
+      stream.heldSegments = 0;
+      this.listener.data(node, stream.toEndpoint, this.merge(parts));
+      return;
+    }
+    stream.heldSegments = 0;
+    for (const part of parts) this.listener.data(node, stream.toEndpoint, part);
+  }
+
+  /** The parts glued together in the reused merge buffer: valid until the next merge. */
+  private merge(parts: readonly Uint8Array[]): Uint8Array {
+    let totalBytes = 0;
+    for (const part of parts) totalBytes += part.length;
+    if (totalBytes > this.mergeBuffer.length)
+      this.mergeBuffer = new Uint8Array(Math.max(totalBytes, 2 * this.mergeBuffer.length));
+    let offset = 0;
+    for (const part of parts) {
+      this.mergeBuffer.set(part, offset);
+      offset += part.length;
+    }
+    return this.mergeBuffer.subarray(0, totalBytes);
+  }
+
+  latencyUs(a: string, b: string): number {
+    const left = this.nodes.get(a)?.latencyMs ?? 0;
+    const right = this.nodes.get(b)?.latencyMs ?? 0;
+    return Math.round(((left + right) / 2) * 1000);
+  }
+}
