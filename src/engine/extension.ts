@@ -175,6 +175,8 @@ export interface ExtensionOptions {
   /** Whether we announce `ut_pex` (BEP 11); its messages go to `onPeerExchange`. */
   readonly peerExchange?: boolean;
   readonly onPeerExchange?: (remote: object, payload: Uint8Array) => ExtendedOutcome;
+  /** Called after each remote extension handshake: a message to send at once (our first ut_pex). */
+  readonly afterHandshake?: (remote: object) => Message | undefined;
 }
 
 /** What we know of one remote's extensions. */
@@ -257,7 +259,8 @@ export class ExtensionSession {
       if (!parsed.ok) return parsed;
       // A later handshake may add or disable extensions: it replaces the earlier one.
       state.handshake = parsed.value;
-      return { ok: true, replies: [] };
+      const first = this.options.afterHandshake?.(remote);
+      return { ok: true, replies: first === undefined ? [] : [first] };
     }
     if (extendedId === OUR_UT_METADATA_ID && this.metadata !== undefined) {
       return this.onMetadata(state, payload);

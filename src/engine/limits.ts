@@ -113,7 +113,10 @@ export const MAX_MAGNET_HOST_LENGTH = 253;
 // Peer exchange (BEP 11, pex.ts and peer-exchange.ts).
 /** One `ut_pex` message to a peer per minute at most, as BEP 11 asks. */
 export const PEX_INTERVAL_MS = 60_000;
-/** The first `ut_pex` message to a peer goes this long after its handshake. */
+/**
+ * The first `ut_pex` message to a peer goes with its extension handshake when we have something to
+ * say, else at most this long after the connection opened.
+ */
 export const PEX_FIRST_DELAY_MS = 1_000;
 /** Added (and, separately, dropped) addresses we send in one message at most (BEP 11 says 50). */
 export const MAX_PEX_SENT_ENTRIES = 50;

@@ -17,6 +17,7 @@ import {
   PEX_FIRST_DELAY_MS,
   PEX_INTERVAL_MS,
 } from './limits.ts';
+import type { Message } from './messages.ts';
 import {
   canonicalAddress,
   encodePexMessage,
@@ -40,6 +41,8 @@ export interface PeerExchangeRooms {
 interface ExchangeState {
   readonly told: Set<string>;
   nextSendAtMs: number;
+  /** Whether any message went yet (the first may go as soon as the remote's handshake is in). */
+  sent: boolean;
   lastReceivedAtMs: number | undefined;
 }
 
@@ -64,28 +67,43 @@ export class PeerExchange {
   /** Sends a `ut_pex` message to every peer that is due one and has something new to hear. */
   sendDue(): void {
     if (!this.rooms.enabled) return;
-    const { nowMs } = this.rooms.clock;
     for (const conn of this.rooms.connections.values()) {
-      const theirId = this.theirPexId(conn);
-      if (theirId === undefined) continue;
-      const state = this.stateOf(conn);
-      if (nowMs < state.nextSendAtMs) continue;
-      const current = this.currentFor(conn);
-      const added = [...current.keys()].filter((address) => !state.told.has(address));
-      const dropped = [...state.told].filter((address) => !current.has(address));
-      if (added.length === 0 && dropped.length === 0) continue;
-      // The rest waits for the next message: a full list reaches a new peer over a few minutes.
-      const addedNow = added.sort(compareText).slice(0, MAX_PEX_SENT_ENTRIES);
-      const droppedNow = dropped.sort(compareText).slice(0, MAX_PEX_SENT_ENTRIES);
-      for (const address of addedNow) state.told.add(address);
-      for (const address of droppedNow) state.told.delete(address);
-      state.nextSendAtMs = nowMs + PEX_INTERVAL_MS;
-      const payload = encodePexMessage({
-        added: addedNow.map((address) => ({ address, flags: current.get(address) as number })),
-        dropped: droppedNow,
-      });
-      this.rooms.outbox.send(conn, { type: 'extended', extendedId: theirId, payload });
+      const message = this.messageFor(conn, false);
+      if (message !== undefined) this.rooms.outbox.send(conn, message);
     }
+  }
+
+  /**
+   * The remote's extension handshake arrived: when it takes `ut_pex`, our first message goes at
+   * once, so a peer that joins through us can dial the others before it is done with us.
+   */
+  firstMessage(conn: Connection): Message | undefined {
+    return this.rooms.enabled ? this.messageFor(conn, true) : undefined;
+  }
+
+  /** What `conn` is due to hear now (added and dropped since our last message), if anything. */
+  private messageFor(conn: Connection, first: boolean): Message | undefined {
+    const theirId = this.theirPexId(conn);
+    if (theirId === undefined) return undefined;
+    const state = this.stateOf(conn);
+    const { nowMs } = this.rooms.clock;
+    if (first ? state.sent : nowMs < state.nextSendAtMs) return undefined;
+    const current = this.currentFor(conn);
+    const added = [...current.keys()].filter((address) => !state.told.has(address));
+    const dropped = [...state.told].filter((address) => !current.has(address));
+    if (added.length === 0 && dropped.length === 0) return undefined;
+    // The rest waits for the next message: a full list reaches a new peer over a few minutes.
+    const addedNow = added.sort(compareText).slice(0, MAX_PEX_SENT_ENTRIES);
+    const droppedNow = dropped.sort(compareText).slice(0, MAX_PEX_SENT_ENTRIES);
+    for (const address of addedNow) state.told.add(address);
+    for (const address of droppedNow) state.told.delete(address);
+    state.sent = true;
+    state.nextSendAtMs = nowMs + PEX_INTERVAL_MS;
+    const payload = encodePexMessage({
+      added: addedNow.map((address) => ({ address, flags: current.get(address) as number })),
+      dropped: droppedNow,
+    });
+    return { type: 'extended', extendedId: theirId, payload };
   }
 
   /** A `ut_pex` message arrived: checked, and its new addresses learned and dialled. */
@@ -164,6 +182,7 @@ export class PeerExchange {
       state = {
         told: new Set(),
         nextSendAtMs: conn.openedAtMs + PEX_FIRST_DELAY_MS,
+        sent: false,
         lastReceivedAtMs: undefined,
       };
       this.states.set(conn, state);

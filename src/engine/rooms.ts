@@ -99,6 +99,7 @@ export function buildRooms(shared: SharedRecords, hooks: FaceHooks): Rooms {
     metadata: options.metadata,
     peerExchange,
     onPeerExchange: (remote, payload) => (exchange as PeerExchange).receive(remote as Connection, payload),
+    afterHandshake: (remote) => exchange?.firstMessage(remote as Connection),
   });
   exchange = new PeerExchange({ enabled: peerExchange, clock, connections, outbox, extensions, addressBook });
   const handshakes = new Handshakes({
