@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sha256File, stopProcess } from '../src/app/processes.ts';
-import { parsePeersFile } from '../src/transport/peers-file.ts';
+import { MAX_SAVED_PEERS, parsePeersFile } from '../src/transport/peers-file.ts';
 import { inWorkspace, torrentPeer } from './support/processes.ts';
 
 const connectedPeers = (lines: readonly Record<string, unknown>[]): Set<string> =>
@@ -17,6 +17,17 @@ const connectedPeers = (lines: readonly Record<string, unknown>[]): Set<string> 
       return peer === undefined ? [] : [peer];
     }),
   );
+
+test('peers.txt is parsed strictly: IP host:port lines only, canonical, without repeats, bounded', () => {
+  assert.equal(
+    parsePeersFile(
+      '# comment\n10.0.0.1:80\n10.0.0.1:80\n::ffff:10.0.0.1:80\n[::1]:9\nhost:1\n1.2.3.4:0\n1.2.3.4\n',
+    ),
+    ['10.0.0.1:80', '::1:9'],
+  );
+  const many = Array.from({ length: 10_000 }, (_, i) => `10.0.${i >> 8}.${i & 0xff}:1`).join('\n');
+  assert.is(parsePeersFile(many).length, MAX_SAVED_PEERS);
+});
 
 test('with the owner gone, a peer told of one peer finds the others by PEX and finishes', () =>
   inWorkspace(async (space) => {
