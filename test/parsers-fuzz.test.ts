@@ -1,5 +1,5 @@
 /**
- * The two parsers that take bytes from strangers, each against at least 100,000 generated inputs:
+ * The parsers that take bytes from strangers, each against at least 100,000 generated inputs:
  * arbitrary bytes and mutations of valid input. Every case must end in values or a typed error,
  * never an exception.
  */
@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { planChunks } from '../src/engine/chunking.ts';
 import { DECODER_ERROR_CODES, encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
 import { createTorrent, parseTorrent } from '../src/engine/metainfo.ts';
+import { encodePexMessage, parsePexMessage } from '../src/engine/pex.ts';
 import { sha1 } from '../src/platform/sha1.ts';
 
 const RUNS = 100_000;
@@ -100,6 +101,28 @@ test(`the .torrent parser survives ${RUNS} arbitrary and mutated files`, () => {
     { numRuns: RUNS / 2, seed: 104 },
   );
   assert.ok(refused > RUNS / 2, 'most of them were refused with a message');
+});
+
+const validPex = encodePexMessage({
+  added: [
+    { address: '10.0.0.2:6881', flags: 0x10 },
+    { address: '2001:db8::7:51413', flags: 0x02 },
+  ],
+  dropped: ['10.0.0.3:80'],
+});
+
+test(`the ut_pex parser survives ${RUNS} arbitrary and mutated messages`, () => {
+  const parses = (bytes: Uint8Array): boolean => {
+    const result = parsePexMessage(bytes);
+    return result.ok
+      ? result.value.added.every((entry) => entry.address.length > 0 && !entry.address.endsWith(':0'))
+      : result.error.message.length > 0;
+  };
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), parses), { numRuns: RUNS / 2, seed: 105 });
+  fc.assert(
+    fc.property(mutation, (change) => parses(mutate(validPex, change))),
+    { numRuns: RUNS / 2, seed: 106 },
+  );
 });
 
 test.run();

@@ -4,6 +4,7 @@
  * with `--exit-when-done`, bounded.
  */
 import { randomInt } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import type { ActivityEvent } from '../engine/activity.ts';
 import { DEFAULT_LIMITS, Engine, type PeerAddress, type PhaseMode, type Topology } from '../engine/engine.ts';
 import { toHex } from '../engine/hash.ts';
@@ -13,6 +14,7 @@ import type { PickerKind } from '../engine/picker.ts';
 import { Random } from '../engine/random.ts';
 import { sha1 } from '../platform/sha1.ts';
 import { SocketDriver } from '../transport/driver.ts';
+import { readPeersFile, writePeersFile } from '../transport/peers-file.ts';
 import { ChunkStore, type OpenResult } from '../transport/store.ts';
 import type { HostPort } from '../transport/tracker-client.ts';
 import { Announcer } from './announcer.ts';
@@ -110,6 +112,10 @@ class PeerProcess {
   private finishing: Promise<void> | undefined;
   private stopStatusLine: () => void = () => undefined;
   private failure: string | undefined;
+  /** Addresses from `peers.txt`, dialled on start; and those reached since, most recent last. */
+  private saved: string[] = [];
+  private readonly reached: string[] = [];
+  private savingPeers: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly options: PeerOptions,
@@ -136,6 +142,7 @@ class PeerProcess {
       topology: options.topology,
       picker: options.picker,
       phases: options.phases,
+      peerExchange: true,
       ...infoDictionary(torrent.bytes),
     });
     this.driver = new SocketDriver({
@@ -148,7 +155,10 @@ class PeerProcess {
       // The store's message already names the chunk ("cannot store chunk 5: disk full ...").
       onStorageError: (_index, error) => reporter.error(`${name}: ${error.message}`),
       onDialFailed: (address, reason) => this.dialFailed(address, reason),
-      onDialed: (address) => this.watch.connected(address),
+      onDialed: (address) => {
+        this.watch.connected(address);
+        this.remember(address);
+      },
     });
     reporter.startClock();
     this.watch = new StallWatch({
@@ -174,6 +184,10 @@ class PeerProcess {
     this.port = await start.listen(this.driver, this.options.host, this.options.port, { store: this.store });
     this.readyAtMs = this.driver.now();
     const { options, reporter, name } = this;
+    this.engine.handleListening(this.readyAtMs, this.port, ownAddresses(options.host, this.port));
+    // A ring's neighbours are the owner's to assign; mesh and full trade with anyone they reach.
+    if (options.topology === 'mesh' || options.topology === 'full')
+      this.saved = await readPeersFile(options.dir);
     const total = this.metainfo.geometry.pieceCount;
     reporter.event({
       event: 'listening',
@@ -263,12 +277,26 @@ class PeerProcess {
     );
   }
 
+  /** A reached address goes to the end of `peers.txt` (rewritten when the list changes). */
+  private remember(address: string): void {
+    const at = this.reached.indexOf(address);
+    if (at === this.reached.length - 1 && at >= 0) return;
+    if (at >= 0) this.reached.splice(at, 1);
+    this.reached.push(address);
+    const addresses = [...this.saved.filter((saved) => !this.reached.includes(saved)), ...this.reached];
+    this.savingPeers = this.savingPeers
+      .then(() => writePeersFile(this.options.dir, addresses))
+      .catch((error: Error) => this.reporter.notice(`${this.name}: cannot save peers.txt: ${error.message}`));
+  }
+
+  /** `peers.txt`'s addresses first (as neighbours), then the owner, --connect and --download-from. */
   private initialPeers(): PeerAddress[] {
     const { source, downloadFrom } = this.options;
-    const initial: PeerAddress[] =
-      source.kind === 'owner'
-        ? [{ address: formatAddress(source.owner), role: 'owner' }]
-        : source.connect.map((address) => ({ address: formatAddress(address), role: 'neighbour' as const }));
+    const initial: PeerAddress[] = this.saved.map((address) => ({ address, role: 'neighbour' }));
+    if (source.kind === 'owner') initial.push({ address: formatAddress(source.owner), role: 'owner' });
+    else
+      for (const address of source.connect)
+        initial.push({ address: formatAddress(address), role: 'neighbour' });
     if (downloadFrom !== undefined)
       initial.push({ address: formatAddress(downloadFrom), role: 'download-neighbour' });
     return initial;
@@ -358,6 +386,7 @@ class PeerProcess {
     });
     await this.announcer?.stop();
     await this.driver.stop();
+    await this.savingPeers;
     await this.store.close();
     if (this.failure !== undefined) {
       this.reporter.error(`${this.name}: ${this.failure}`);
@@ -365,4 +394,12 @@ class PeerProcess {
     }
     return this.finished !== undefined ? 0 : 1;
   }
+}
+
+/** Where this process can be reached on `port`: the listen host and every interface address. */
+function ownAddresses(host: string, port: number): string[] {
+  const hosts = new Set([host, '127.0.0.1', '::1']);
+  for (const list of Object.values(networkInterfaces()))
+    for (const entry of list ?? []) hosts.add(entry.address);
+  return [...hosts].map((one) => `${one}:${port}`);
 }

@@ -5,7 +5,7 @@
 import type { Bitfield } from './bitfield.ts';
 import type { Connection, ConnectionId } from './connection.ts';
 import type { Clock } from './effects.ts';
-import { MAX_REDIAL_DOUBLINGS } from './limits.ts';
+import { MAX_EXCHANGED_ADDRESSES, MAX_EXCHANGED_FAILURES, MAX_REDIAL_DOUBLINGS } from './limits.ts';
 import type { EngineSettings, PeerAddress, PeerRole } from './options.ts';
 import type { Random } from './random.ts';
 
@@ -13,6 +13,8 @@ export interface KnownPeer {
   readonly address: string;
   role: PeerRole;
   dialAlways: boolean;
+  /** Learned through peer exchange (BEP 11) only: capped, and forgotten after repeated failures. */
+  exchanged: boolean;
   connection: ConnectionId | undefined;
   failures: number;
   nextAttemptAtMs: number;
@@ -30,6 +32,8 @@ export interface AddressBookHost {
 
 export class AddressBook {
   private readonly known = new Map<string, KnownPeer>();
+  /** Of `known`, those with `exchanged` set. */
+  private exchangedCount = 0;
 
   constructor(
     private readonly settings: EngineSettings,
@@ -51,6 +55,7 @@ export class AddressBook {
           address: peer.address,
           role: peer.role,
           dialAlways: peer.dialAlways === true,
+          exchanged: false,
           connection: undefined,
           failures: 0,
           nextAttemptAtMs: this.clock.nowMs,
@@ -58,12 +63,41 @@ export class AddressBook {
         continue;
       }
       existing.role = peer.role;
+      if (existing.exchanged) this.exchangedCount--;
+      existing.exchanged = false;
       existing.dialAlways ||= peer.dialAlways === true;
       existing.failures = 0;
       existing.nextAttemptAtMs = this.clock.nowMs;
       const connection = this.connectionOf(existing);
       if (connection !== undefined) this.classify(connection);
     }
+  }
+
+  /**
+   * Learns addresses a peer told us (BEP 11) as neighbours, dialled like a tracker's. Unlike `learn`,
+   * an address we know already is left as it is (its role and backoff stay ours to decide), and at
+   * most `MAX_EXCHANGED_ADDRESSES` are kept, so a peer cannot fill the book or make us redial.
+   */
+  learnExchanged(addresses: readonly string[]): void {
+    for (const address of addresses) {
+      if (this.known.has(address)) continue;
+      if (this.exchangedCount >= MAX_EXCHANGED_ADDRESSES) return;
+      this.exchangedCount++;
+      this.known.set(address, {
+        address,
+        role: 'neighbour',
+        dialAlways: false,
+        exchanged: true,
+        connection: undefined,
+        failures: 0,
+        nextAttemptAtMs: this.clock.nowMs,
+      });
+    }
+  }
+
+  /** Addresses we know, in the order learned: for a driver that keeps them across restarts. */
+  addresses(): string[] {
+    return [...this.known.keys()];
   }
 
   /** Decides, from what we know of the remote's address, whether we download from it. */
@@ -119,6 +153,7 @@ export class AddressBook {
     if (peer !== undefined && peer.connection === conn.id) {
       peer.connection = undefined;
       if (conn.state !== 'open') peer.failures++;
+      if (peer.exchanged && peer.failures >= MAX_EXCHANGED_FAILURES) this.forgetExchanged(peer);
       const limits = this.settings.limits;
       const backoffMs = Math.min(
         limits.reconnectMaxMs,
@@ -130,6 +165,11 @@ export class AddressBook {
     for (const known of this.known.values()) {
       if (known.connection === conn.id) known.connection = undefined;
     }
+  }
+
+  private forgetExchanged(peer: KnownPeer): void {
+    this.known.delete(peer.address);
+    this.exchangedCount--;
   }
 
   private demoteOtherDownloadNeighbours(address: string): void {

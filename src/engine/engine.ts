@@ -35,14 +35,8 @@ export type {
   Topology,
 } from './options.ts';
 
-export interface EngineStats {
-  readonly chunksFromOwner: number;
-  readonly chunksFromPeers: number;
-  readonly bytesUp: number;
-  readonly bytesDown: number;
-  readonly completedAtMs: number | undefined;
-  readonly corruptChunks: number;
-}
+/** The counters the rooms keep, and when we completed. */
+export type EngineStats = Readonly<Counters> & { readonly completedAtMs: number | undefined };
 
 export class Engine {
   readonly role: Role;
@@ -136,6 +130,12 @@ export class Engine {
     this.rooms.addressBook.learn(peers);
     this.rooms.addressBook.dialDue();
     this.scheduleTick();
+  }
+
+  /** We listen on `port` at `ownAddresses`: our BEP 10 `p`; PEX never offers us to ourselves. */
+  handleListening(nowMs: number, port: number, ownAddresses: readonly string[]): void {
+    this.advance(nowMs);
+    this.rooms.exchange.listening(port, ownAddresses);
   }
 
   /** An outbound connection we asked for is established. */
@@ -232,6 +232,7 @@ export class Engine {
     );
     this.rooms.storage.retryDue(nowMs);
     this.rooms.addressBook.dialDue();
+    this.rooms.exchange.sendDue();
     this.rooms.scheduler.fillAll();
     this.scheduleTick();
   }

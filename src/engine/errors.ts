@@ -17,7 +17,17 @@ export type WireErrorCode =
   | 'index-out-of-range'
   | 'block-too-large'
   | 'block-out-of-range'
-  | 'bad-extension-message';
+  | 'bad-extension-message'
+  /** BEP 11 (pex.ts): a `ut_pex` message that is not a dictionary of byte strings. */
+  | 'bad-pex-message'
+  /** A compact list whose length is not a whole number of 6- or 18-byte entries. */
+  | 'bad-pex-length'
+  /** More entries in one list than `MAX_PEX_RECEIVED_ENTRIES`. */
+  | 'pex-too-many-entries'
+  /** An entry no one can be reached at (port 0). */
+  | 'pex-bad-address'
+  /** `ut_pex` messages closer together than `MIN_PEX_RECEIVE_INTERVAL_MS`. */
+  | 'pex-flood';
 
 export interface WireError {
   readonly code: WireErrorCode;

@@ -18,6 +18,7 @@ import {
 } from './bencode.ts';
 import { type WireError, wireError } from './errors.ts';
 import type { Message } from './messages.ts';
+import { UT_PEX } from './pex.ts';
 
 /** Extended message id 0 is the extension handshake (BEP 10). */
 export const EXTENSION_HANDSHAKE_ID = 0;
@@ -25,6 +26,8 @@ export const EXTENSION_HANDSHAKE_ID = 0;
 export const UT_METADATA = 'ut_metadata';
 /** The id we ask remotes to use for `ut_metadata` messages they send us. */
 export const OUR_UT_METADATA_ID = 1;
+/** The id we ask remotes to use for `ut_pex` messages they send us (BEP 11, peer-exchange.ts). */
+export const OUR_UT_PEX_ID = 2;
 /** Metadata travels in pieces of 16 KiB, the last one shorter (BEP 9). */
 export const METADATA_PIECE_BYTES = 16384;
 /** Largest info dictionary we offer or accept: 4 MiB (a 1 PiB file in 16 MiB pieces fits). */
@@ -169,6 +172,11 @@ export interface ExtensionOptions {
   /** The torrent's bencoded info dictionary, when we hold it and may hand it out (BEP 9). */
   readonly metadata?: Uint8Array | undefined;
   readonly client?: string;
+  /** Whether we announce `ut_pex` (BEP 11); its messages go to `onPeerExchange`. */
+  readonly peerExchange?: boolean;
+  readonly onPeerExchange?: (remote: object, payload: Uint8Array) => ExtendedOutcome;
+  /** Called after each remote extension handshake: a message to send at once (our first ut_pex). */
+  readonly afterHandshake?: (remote: object) => Message | undefined;
 }
 
 /** What we know of one remote's extensions. */
@@ -188,11 +196,11 @@ export type ExtendedOutcome =
  */
 export class ExtensionSession {
   private readonly remotes = new WeakMap<object, RemoteExtensions>();
-  private readonly ourHandshake: Uint8Array;
+  private ourHandshake: Uint8Array;
   private readonly metadata: Uint8Array | undefined;
   private readonly metadataPieces: number;
 
-  constructor(options: ExtensionOptions) {
+  constructor(private readonly options: ExtensionOptions) {
     const metadata =
       options.metadata !== undefined &&
       options.metadata.length > 0 &&
@@ -201,11 +209,24 @@ export class ExtensionSession {
         : undefined;
     this.metadata = metadata;
     this.metadataPieces = metadata === undefined ? 0 : Math.ceil(metadata.length / METADATA_PIECE_BYTES);
-    this.ourHandshake = encodeExtensionHandshake({
-      messages: new Map(metadata === undefined ? [] : [[UT_METADATA, OUR_UT_METADATA_ID]]),
-      client: options.client ?? CLIENT_NAME,
-      requestQueue: options.requestQueue,
-      ...(metadata === undefined ? {} : { metadataSize: metadata.length }),
+    this.ourHandshake = this.encodeOurHandshake(undefined);
+  }
+
+  /** Our listen port, told from now on as `p`, so peers that we dialled can pass our address on. */
+  setListenPort(port: number): void {
+    this.ourHandshake = this.encodeOurHandshake(port);
+  }
+
+  private encodeOurHandshake(listenPort: number | undefined): Uint8Array {
+    const messages = new Map<string, number>();
+    if (this.metadata !== undefined) messages.set(UT_METADATA, OUR_UT_METADATA_ID);
+    if (this.options.peerExchange === true) messages.set(UT_PEX, OUR_UT_PEX_ID);
+    return encodeExtensionHandshake({
+      messages,
+      client: this.options.client ?? CLIENT_NAME,
+      ...(listenPort === undefined ? {} : { listenPort }),
+      requestQueue: this.options.requestQueue,
+      ...(this.metadata === undefined ? {} : { metadataSize: this.metadata.length }),
     });
   }
 
@@ -238,10 +259,14 @@ export class ExtensionSession {
       if (!parsed.ok) return parsed;
       // A later handshake may add or disable extensions: it replaces the earlier one.
       state.handshake = parsed.value;
-      return { ok: true, replies: [] };
+      const first = this.options.afterHandshake?.(remote);
+      return { ok: true, replies: first === undefined ? [] : [first] };
     }
     if (extendedId === OUR_UT_METADATA_ID && this.metadata !== undefined) {
       return this.onMetadata(state, payload);
+    }
+    if (extendedId === OUR_UT_PEX_ID && this.options.peerExchange === true && this.options.onPeerExchange) {
+      return this.options.onPeerExchange(remote, payload);
     }
     // An id we never handed out: nothing we understand, ignored.
     return { ok: true, replies: [] };

@@ -109,3 +109,28 @@ export const MAX_MAGNET_TRACKER_URL_LENGTH = 2048;
 export const MAX_MAGNET_NAME_LENGTH = 1024;
 /** Longest host name in an `x.pe` address (DNS allows 253). */
 export const MAX_MAGNET_HOST_LENGTH = 253;
+
+// Peer exchange (BEP 11, pex.ts and peer-exchange.ts).
+/** One `ut_pex` message to a peer per minute at most, as BEP 11 asks. */
+export const PEX_INTERVAL_MS = 60_000;
+/**
+ * The first `ut_pex` message to a peer goes with its extension handshake when we have something to
+ * say, else at most this long after the connection opened.
+ */
+export const PEX_FIRST_DELAY_MS = 1_000;
+/** Added (and, separately, dropped) addresses we send in one message at most (BEP 11 says 50). */
+export const MAX_PEX_SENT_ENTRIES = 50;
+/**
+ * Entries one received list may hold. Twice BEP 11's 50, for clients that count IPv4 and IPv6
+ * together or send a first full list; more is a lie that closes the connection.
+ */
+export const MAX_PEX_RECEIVED_ENTRIES = 100;
+/**
+ * The closest two `ut_pex` messages from one peer may come. Half of BEP 11's minute, so an honest
+ * peer's timer jitter is never mistaken for a flood.
+ */
+export const MIN_PEX_RECEIVE_INTERVAL_MS = 30_000;
+/** Addresses learned through peer exchange kept in the address book at most, in total. */
+export const MAX_EXCHANGED_ADDRESSES = 200;
+/** Failed dials after which an address learned through peer exchange is forgotten. */
+export const MAX_EXCHANGED_FAILURES = 5;

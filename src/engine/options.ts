@@ -61,6 +61,11 @@ export interface EngineOptions {
   readonly unsafeSkipVerification?: boolean;
   /** BEP 9 (extension.ts): the torrent's bencoded info dictionary, served to magnet-link clients. */
   readonly metadata?: Uint8Array;
+  /**
+   * BEP 11 (peer-exchange.ts): announce `ut_pex`, tell peers whom we are connected to and dial whom
+   * they tell us of. Off by default, so the simulator's runs are unchanged; the real peers turn it on.
+   */
+  readonly peerExchange?: boolean;
 }
 
 /** The options with every default filled in, read by the rooms. */

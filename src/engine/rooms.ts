@@ -18,6 +18,7 @@ import { ExtensionSession } from './extension.ts';
 import { Handshakes } from './handshake.ts';
 import type { EngineOptions, EngineSettings } from './options.ts';
 import { OwnerShares } from './owner-shares.ts';
+import { PeerExchange } from './peer-exchange.ts';
 import { RequestPipeline } from './request-pipeline.ts';
 import { Scheduler } from './scheduler.ts';
 import { Serving } from './serving.ts';
@@ -73,6 +74,8 @@ export interface Rooms {
   readonly handshakes: Handshakes;
   /** BEP 10 / BEP 9 (extension.ts): extension handshakes and ut_metadata, per connection. */
   readonly extensions: ExtensionSession;
+  /** BEP 11 (peer-exchange.ts): ut_pex both ways, when `peerExchange` is on. */
+  readonly exchange: PeerExchange;
   readonly sweep: Sweep;
 }
 
@@ -88,10 +91,17 @@ export function buildRooms(shared: SharedRecords, hooks: FaceHooks): Rooms {
     isStopped: () => hooks.isStopped(),
     dial: (address) => hooks.dial(address),
   });
+  const peerExchange = options.peerExchange === true;
+  // The exchange needs the session (remote handshakes) and the session routes ut_pex to it.
+  let exchange: PeerExchange | undefined;
   const extensions = new ExtensionSession({
     requestQueue: settings.limits.maxQueuedRequestsFromPeer,
     metadata: options.metadata,
+    peerExchange,
+    onPeerExchange: (remote, payload) => (exchange as PeerExchange).receive(remote as Connection, payload),
+    afterHandshake: (remote) => exchange?.firstMessage(remote as Connection),
   });
+  exchange = new PeerExchange({ enabled: peerExchange, clock, connections, outbox, extensions, addressBook });
   const handshakes = new Handshakes({
     infoHash: options.infoHash,
     peerId: options.peerId,
@@ -106,7 +116,7 @@ export function buildRooms(shared: SharedRecords, hooks: FaceHooks): Rooms {
     close: (conn, reason, redial) => hooks.close(conn, reason, redial),
   });
   const sweep = new Sweep(settings.limits.tickMs);
-  return { ...upload, ...download, addressBook, extensions, handshakes, sweep };
+  return { ...upload, ...download, addressBook, extensions, exchange, handshakes, sweep };
 }
 
 /** What we tell peers we hold, and how we serve them. */
