@@ -21,7 +21,7 @@ import { type EngineLimits, MAX_ALLOWED_FAST_CHUNKS } from './limits.ts';
 import type { Message } from './messages.ts';
 import { checkOptions, type EngineOptions, type PeerAddress, type Role, resolveSettings } from './options.ts';
 import { buildRooms, type Counters, newCounters, type Rooms } from './rooms.ts';
-import { handshakeExpired, idleExpired, keepAliveDue } from './timers.ts';
+import { keepAliveDue, timerCloseReason } from './timers.ts';
 
 export type { ConnectionId, Effect } from './effects.ts';
 export { DEFAULT_LIMITS, type EngineLimits } from './limits.ts';
@@ -279,19 +279,13 @@ export class Engine {
   }
 
   private checkConnectionTimers(conn: Connection): void {
-    const { nowMs } = this.clock;
-    if (conn.state !== 'open') {
-      if (handshakeExpired(conn, nowMs, this.limits))
-        this.closeConnection(conn, { code: 'handshake-timeout' });
-      return;
-    }
-    if (idleExpired(conn, nowMs, this.limits)) {
-      this.closeConnection(conn, { code: 'idle-timeout' });
-      return;
-    }
+    const close = timerCloseReason(conn, this.clock.nowMs, this.limits);
+    if (close !== undefined) return this.closeConnection(conn, close);
+    if (conn.state !== 'open') return;
     this.rooms.pipeline.sampleRate(conn);
     if (this.rooms.pipeline.expire(conn)) this.rooms.scheduler.fill(conn);
-    if (keepAliveDue(conn, nowMs, this.limits)) this.outbox.send(conn, { type: 'keep-alive' });
+    // After the cancels `expire` may send, which count as sending.
+    if (keepAliveDue(conn, this.clock.nowMs, this.limits)) this.outbox.send(conn, { type: 'keep-alive' });
   }
 
   // ---- connection lifecycle ------------------------------------------------------------------

@@ -4,6 +4,7 @@
  * the driver calls `handleTimeout` when `pollTimeout` says.
  */
 import type { Connection } from './connection.ts';
+import type { CloseReason } from './errors.ts';
 import type { EngineLimits } from './limits.ts';
 
 export class Sweep {
@@ -44,4 +45,15 @@ export function idleExpired(conn: Connection, nowMs: number, limits: EngineLimit
 /** We sent nothing for `keepAliveIntervalMs`: a keep-alive tells the remote we are still here. */
 export function keepAliveDue(conn: Connection, nowMs: number, limits: EngineLimits): boolean {
   return nowMs - conn.lastSentAtMs >= limits.keepAliveIntervalMs;
+}
+
+/** Why a connection's own timers close it now (a handshake or an idle spell too long), if they do. */
+export function timerCloseReason(
+  conn: Connection,
+  nowMs: number,
+  limits: EngineLimits,
+): CloseReason | undefined {
+  if (conn.state !== 'open')
+    return handshakeExpired(conn, nowMs, limits) ? { code: 'handshake-timeout' } : undefined;
+  return idleExpired(conn, nowMs, limits) ? { code: 'idle-timeout' } : undefined;
 }
