@@ -280,8 +280,8 @@ export class Engine {
 
   private checkConnectionTimers(conn: Connection): void {
     const close = timerCloseReason(conn, this.clock.nowMs, this.limits);
-    if (close !== undefined) return this.closeConnection(conn, close);
-    if (conn.state !== 'open') return;
+    if (close !== undefined) this.closeConnection(conn, close);
+    if (close !== undefined || conn.state !== 'open') return;
     this.rooms.pipeline.sampleRate(conn);
     if (this.rooms.pipeline.expire(conn)) this.rooms.scheduler.fill(conn);
     // After the cancels `expire` may send, which count as sending.

@@ -23,7 +23,7 @@ export class EventQueue<T> {
 
   push(timeUs: number, event: T): void {
     if (this.length === this.times.length) this.grow();
-    const { times, sequences, events } = this;
+    const { times, sequences } = this;
     const sequence = this.nextSequence++;
     let at = this.length++;
     while (at > 0) {
@@ -31,14 +31,10 @@ export class EventQueue<T> {
       const parentTime = times[parent] as number;
       // Sequence numbers are unique: an event not before its parent comes after it.
       if (timeUs > parentTime || (timeUs === parentTime && sequence > (sequences[parent] as number))) break;
-      times[at] = parentTime;
-      sequences[at] = sequences[parent] as number;
-      events[at] = events[parent];
+      this.move(parent, at);
       at = parent;
     }
-    times[at] = timeUs;
-    sequences[at] = sequence;
-    events[at] = event;
+    this.place(at, timeUs, sequence, event);
   }
 
   /** The time of the earliest event, or undefined when none is left. */
@@ -66,15 +62,24 @@ export class EventQueue<T> {
       const childTime = times[child] as number;
       if (childTime > lastTime || (childTime === lastTime && (sequences[child] as number) > lastSequence))
         break;
-      times[at] = childTime;
-      sequences[at] = sequences[child] as number;
-      events[at] = events[child];
+      this.move(child, at);
       at = child;
     }
-    times[at] = lastTime;
-    sequences[at] = lastSequence;
-    events[at] = lastEvent;
+    this.place(at, lastTime, lastSequence, lastEvent);
     return top;
+  }
+
+  /** Slot `from`'s event moves to slot `to` (a step of sifting). */
+  private move(from: number, to: number): void {
+    this.times[to] = this.times[from] as number;
+    this.sequences[to] = this.sequences[from] as number;
+    this.events[to] = this.events[from];
+  }
+
+  private place(at: number, timeUs: number, sequence: number, event: T | undefined): void {
+    this.times[at] = timeUs;
+    this.sequences[at] = sequence;
+    this.events[at] = event;
   }
 
   private before(a: number, b: number): boolean {
