@@ -482,4 +482,39 @@ test('ring: once the download neighbour has nothing new, a chunk on another conn
   assert.ok(strict.requested('next:1').length > 0);
 });
 
+test('ring: two peers that dialled each other keep their download neighbour when the tracker names it again', () => {
+  const harness = new Harness(FILE);
+  const haveA = new Bitfield(FILE.chunks.length);
+  const haveB = Bitfield.full(FILE.chunks.length);
+  for (const index of [0, 1, 2]) {
+    haveA.set(index);
+    haveB.clear(index);
+  }
+  const ring = { role: 'peer', topology: 'ring', phases: 'two-phase' } as const;
+  const a = harness.add('peerA', { ...ring, have: haveA });
+  const b = harness.add('peerB', { ...ring, have: haveB });
+  for (const [node, other] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    for (const index of node.engine.haveField().indices())
+      node.disk.set(index, FILE.chunks[index] as Uint8Array);
+    node.engine.handlePeers(0, [{ address: other.address, role: 'download-neighbour' }]);
+  }
+  // Both dial: one connection survives, inbound on one side. Then the tracker names the neighbour again.
+  const duplicateClosed = (): boolean =>
+    [a, b].some((node) => node.log.some((effect) => effect.kind === 'close'));
+  harness.run({ stop: duplicateClosed });
+  assert.ok(duplicateClosed(), 'the two connections were resolved to one');
+  for (const [node, other] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    node.engine.handlePeers(harness.nowMs, [{ address: other.address, role: 'download-neighbour' }]);
+  }
+  // Well before starvationMs (2 s): only the download neighbour role lets them trade this soon.
+  harness.run({ untilMs: 1_000 });
+  assert.ok(a.engine.isComplete && b.engine.isComplete, 'both took the rest from their download neighbour');
+});
+
 test.run();

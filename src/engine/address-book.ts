@@ -102,7 +102,7 @@ export class AddressBook {
 
   /** Decides, from what we know of the remote's address, whether we download from it. */
   classify(conn: Connection): void {
-    const peer = conn.knownAddress === undefined ? undefined : this.known.get(conn.knownAddress);
+    const peer = this.knownPeerOf(conn);
     conn.isOwner = peer?.role === 'owner';
     if (this.settings.role === 'owner') {
       conn.isDownloadSource = false;
@@ -181,6 +181,17 @@ export class AddressBook {
       if (connection !== undefined && ring) connection.isDownloadSource = false;
       if (ring) this.known.delete(other.address);
     }
+  }
+
+  /**
+   * The address a connection stands for: the one we dialled, or, for an inbound connection kept
+   * when both sides dialled each other (`moved`), the address whose connection it now is. Without
+   * the second, a ring peer's download neighbour lost that role the next time the tracker named it.
+   */
+  private knownPeerOf(conn: Connection): KnownPeer | undefined {
+    if (conn.knownAddress !== undefined) return this.known.get(conn.knownAddress);
+    for (const peer of this.known.values()) if (peer.connection === conn.id) return peer;
+    return undefined;
   }
 
   private connectionOf(peer: KnownPeer): Connection | undefined {
