@@ -155,4 +155,15 @@ test('regression (fuzz seed 31): a chunk taken over from a slow sender is not as
   assert.is(result.failure, undefined, result.failure?.message);
 });
 
+test('regression (fuzz seed 1, run 1738): the reject answering a cancel does not withdraw a later request', () => {
+  // Found by `npm run fuzz -- --runs 2000 --seed 1`: a block cancelled on a timeout and asked of the
+  // same peer again was re-requested a third time when the reject of the first request came, while
+  // the second was still out (BEP 6 answers a cancelled request with a reject).
+  const text = readFileSync(new URL('./fixtures/cancel-reject-race.json', import.meta.url), 'utf8');
+  const parsed = parseScenarioText(text);
+  assert.ok(parsed.ok);
+  const result = runScenario(parsed.scenario);
+  assert.is(result.failure, undefined, result.failure?.message);
+});
+
 test.run();

@@ -53,6 +53,11 @@ export interface Connection {
   readonly allowedFast: Set<number>;
   /** Blocks we asked this peer for, by `blockKey`. */
   readonly outstanding: Map<BlockKey, OutstandingRequest>;
+  /**
+   * Blocks we cancelled on a BEP 6 connection whose answer (the piece, or a reject) has not come:
+   * a reject of such a block answers the cancel, not a later request for the same block.
+   */
+  readonly cancelled: Set<BlockKey>;
   /** Blocks this peer asked us for, not yet read. */
   readonly queued: QueuedRequest[];
   readonly readsInFlight: Map<BlockKey, BlockAddress>;
@@ -111,6 +116,7 @@ export function newConnectionRecord(
     ownerShare: undefined,
     allowedFast: new Set(),
     outstanding: new Map(),
+    cancelled: new Set(),
     queued: [],
     readsInFlight: new Map(),
     serving: new Map(),

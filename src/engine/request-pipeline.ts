@@ -4,7 +4,13 @@
  * from someone else first.
  */
 import type { ChunkAssembly, ChunkDownload } from './chunk-assembly.ts';
-import { blockKey, type Connection, type ConnectionId } from './connection.ts';
+import {
+  type BlockKey,
+  blockKey,
+  type Connection,
+  type ConnectionId,
+  type OutstandingRequest,
+} from './connection.ts';
 import type { Clock, Outbox } from './effects.ts';
 import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
 import type { EngineSettings } from './options.ts';
@@ -57,6 +63,8 @@ export class RequestPipeline {
     const key = blockKey(index, begin);
     const request = conn.outstanding.get(key);
     // A block we did not ask this peer for (or already cancelled) is ignored: cancels race.
+    // A piece answers a cancel too: whichever request it was for, the block is here.
+    conn.cancelled.delete(key);
     if (request === undefined || request.length !== lengthBytes) return false;
     conn.outstanding.delete(key);
     return true;
@@ -69,16 +77,15 @@ export class RequestPipeline {
       if (otherId === sender.id) continue;
       const other = this.connections.get(otherId);
       const duplicate = other?.outstanding.get(key);
-      if (other !== undefined && duplicate !== undefined) {
-        other.outstanding.delete(key);
-        this.outbox.send(other, { type: 'cancel', index, begin, length: duplicate.length });
-      }
+      if (other !== undefined && duplicate !== undefined) this.withdraw(other, key, duplicate);
     }
   }
 
   /** BEP 6: the peer will not send a block we asked for; returns whether it was ours to release. */
   rejected(conn: Connection, reject: BlockAddress): boolean {
     const key = blockKey(reject.index, reject.begin);
+    // The answer to an earlier cancel of this block, not to the request that may stand for it now.
+    if (conn.cancelled.delete(key)) return false;
     const request = conn.outstanding.get(key);
     if (request === undefined || request.length !== reject.length) return false;
     conn.outstanding.delete(key);
@@ -95,9 +102,29 @@ export class RequestPipeline {
   cancel(conn: Connection, index: number, release: boolean): void {
     for (const [key, request] of conn.outstanding) {
       if (request.index !== index) continue;
-      conn.outstanding.delete(key);
+      this.withdraw(conn, key, request);
       if (release) this.assembly.release(conn, request);
-      this.outbox.send(conn, { type: 'cancel', index, begin: request.begin, length: request.length });
+    }
+  }
+
+  /**
+   * Cancels one request. BEP 6 answers every request, cancelled or not, with the piece or a reject,
+   * so the block is remembered until that answer comes (bounded: a peer that never answers cancels
+   * cannot grow it past the pipeline's depth twice over).
+   */
+  private withdraw(conn: Connection, key: BlockKey, request: OutstandingRequest): void {
+    conn.outstanding.delete(key);
+    this.outbox.send(conn, {
+      type: 'cancel',
+      index: request.index,
+      begin: request.begin,
+      length: request.length,
+    });
+    if (!conn.fastExtension) return;
+    conn.cancelled.add(key);
+    if (conn.cancelled.size > 2 * this.settings.limits.maxOutstandingRequestsPerPeer) {
+      const oldest = conn.cancelled.values().next();
+      if (oldest.done !== true) conn.cancelled.delete(oldest.value);
     }
   }
 
@@ -112,14 +139,8 @@ export class RequestPipeline {
     let expired = false;
     for (const [key, request] of conn.outstanding) {
       if (this.clock.nowMs - request.sentAtMs < this.settings.limits.requestTimeoutMs) continue;
-      conn.outstanding.delete(key);
+      this.withdraw(conn, key, request);
       this.assembly.release(conn, request);
-      this.outbox.send(conn, {
-        type: 'cancel',
-        index: request.index,
-        begin: request.begin,
-        length: request.length,
-      });
       expired = true;
     }
     return expired;
