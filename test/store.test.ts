@@ -57,6 +57,11 @@ async function listDir(dir: string): Promise<string[]> {
   return (await fsp.readdir(dir)).sort();
 }
 
+/** The folder without the combined file in progress (a hidden temp while chunks arrive). */
+async function listSettled(dir: string): Promise<string[]> {
+  return (await listDir(dir)).filter((name) => !/^\.movie\.bin\.tmp-[0-9a-f]{16}$/.test(name));
+}
+
 test('chunk file names and the round trip: written chunks read back block by block', async () => {
   assert.is(chunkFileName(5), 'chunk_5');
   await withDir(async (dir) => {
@@ -79,7 +84,7 @@ test('chunk file names and the round trip: written chunks read back block by blo
     assert.match(summary, '\nheld 0,3,7\n');
     assert.match(summary, '\nfrom-owner 0\n');
     assert.equal(parseSummary(summary), { held: [0, 3, 7], fromOwner: [0] });
-    assert.equal(await listDir(join(dir, 'Peer2Dir')), ['chunk_0', 'chunk_3', 'chunk_7', 'summary.txt']);
+    assert.equal(await listSettled(join(dir, 'Peer2Dir')), ['chunk_0', 'chunk_3', 'chunk_7', 'summary.txt']);
     await store.close();
   });
 });
@@ -277,20 +282,45 @@ test('combine writes the exact file and its SHA-256, through a temp file', async
   });
 });
 
-test('combine refuses a chunk file tampered with after it was written', async () => {
+test('the combined file grows as chunks arrive; a store closed before the end leaves none of it', async () => {
   await withDir(async (dir) => {
     const store = makeStore(dir, { sync: false });
     await store.open();
+    for (const index of [5, 0, 2]) await store.writeChunk(index, FILE.chunks[index] as Uint8Array, false);
+    const partial = (await listDir(dir)).filter((name) => name.startsWith('.movie.bin.tmp-'));
+    assert.is(partial.length, 1, 'one partial combined file');
+    const bytes = await fsp.readFile(join(dir, partial[0] as string));
+    assert.equal(new Uint8Array(bytes.subarray(500, 600)), FILE.chunks[5], 'chunk 5 at its offset');
+    await store.close();
+    assert.equal(await listDir(dir), ['chunk_0', 'chunk_2', 'chunk_5', 'summary.txt']);
+  });
+});
+
+test('combine copies in, re-hashed, the chunks held from an earlier run; a tampered one is refused', async () => {
+  await withDir(async (dir) => {
+    const first = makeStore(dir, { sync: false });
+    await first.open();
     for (let index = 0; index < 8; index++)
-      await store.writeChunk(index, FILE.chunks[index] as Uint8Array, false);
+      await first.writeChunk(index, FILE.chunks[index] as Uint8Array, false);
+    await first.close();
+    // A chunk file changed after this run verified it (the next open would discard it).
+    const store = makeStore(dir, { sync: false });
+    await store.open();
     const tampered = await fsp.readFile(join(dir, 'chunk_6'));
     tampered[0] = (tampered[0] as number) ^ 1;
     await fsp.writeFile(join(dir, 'chunk_6'), tampered);
     await rejects(store.combine(), storageCode('corrupt'), 'flipped byte');
     await fsp.truncate(join(dir, 'chunk_6'), 10);
     await rejects(store.combine(), storageCode('corrupt'), 'truncated chunk');
-    const names = await listDir(dir);
+    let names = await listDir(dir);
     assert.ok(!names.includes('movie.bin'), 'no combined file');
+    assert.ok(!names.some((name) => name.startsWith('.')), 'no temp file left');
+    // Chunks that came through writeChunk go into the combined file from memory, as verified.
+    await store.writeChunk(6, FILE.chunks[6] as Uint8Array, false);
+    const combined = await store.combine();
+    assert.equal(new Uint8Array(await fsp.readFile(combined.path)), FILE.bytes);
+    assert.is(combined.sha256, createHash('sha256').update(FILE.bytes).digest('hex'));
+    names = await listDir(dir);
     assert.ok(!names.some((name) => name.startsWith('.')), 'no temp file left');
     await store.close();
   });
@@ -352,7 +382,7 @@ test('ENOSPC while writing maps to disk-full and leaves no file behind', async (
       'chunk write',
     );
     assert.equal(store.held().indices(), [0]);
-    assert.equal(await listDir(dir), ['chunk_0', 'summary.txt']);
+    assert.equal(await listSettled(dir), ['chunk_0', 'summary.txt']);
     full = false;
     await store.writeChunk(1, FILE.chunks[1] as Uint8Array, false);
     assert.equal(store.held().indices(), [0, 1]);

@@ -11,9 +11,8 @@
  * So a kill -9 (or a power cut) at any moment loses at most the chunks in flight.
  *
  * Memory never grows with the file: imports, verification and combining move one chunk at a time,
- * and `readBlock` reads just the requested bytes through a small cache of open file handles.
+ * and `readBlock` serves blocks from whole chunks read once, kept under a byte limit.
  */
-import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import * as nodeFs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,7 +24,9 @@ import {
   MAXIMUM_CHUNK_SIZE_BYTES,
 } from '../engine/chunking.ts';
 import { bytesEqual, type Sha1 } from '../engine/hash.ts';
-import { placeFile, readFully, writeFully } from './file-io.ts';
+import { ChunkReadCache } from './chunk-read-cache.ts';
+import { CombinedFile } from './combined-file.ts';
+import { placeFile, readFully } from './file-io.ts';
 import { ReadHandleCache } from './read-handle-cache.ts';
 import { StorageError, toStorageError } from './storage-error.ts';
 import {
@@ -33,21 +34,16 @@ import {
   chunkFileName,
   isStrayTemp,
   reservedNameReason,
-  tempName,
   unsafeFileNameReason,
 } from './store-names.ts';
-import {
-  formatSummary,
-  MAXIMUM_SUMMARY_BYTES,
-  type ParsedSummary,
-  parseSummaryDetailed,
-  SUMMARY_FILE_NAME,
-} from './summary-file.ts';
+import { formatSummary, readSummaryFile, SUMMARY_FILE_NAME } from './summary-file.ts';
 
 /** How long the summary may lag the chunk files. */
 export const SUMMARY_DELAY_MS = 100;
 /** Open read handles kept for `readBlock` by default (least recently used is closed first). */
 export const DEFAULT_READ_HANDLE_CACHE_SIZE = 64;
+/** Bytes of whole chunks `readBlock` keeps in memory by default: 80 chunks of 100 KiB. */
+export const DEFAULT_READ_CACHE_BYTES = 8 * 1024 * 1024;
 /** Chunk files hashed at once by `open()`: each holds one chunk-sized buffer. */
 const VERIFY_CONCURRENCY = 4;
 
@@ -72,6 +68,8 @@ export interface ChunkStoreOptions {
   readonly sync?: boolean;
   /** How many chunk files `readBlock` keeps open (default 64). */
   readonly readHandleCacheSize?: number;
+  /** Bytes of whole chunks `readBlock` keeps in memory (default 8 MiB). */
+  readonly readCacheBytes?: number;
   /** Test seam: replaces individual file-system calls. */
   readonly fs?: Partial<StoreFs>;
 }
@@ -96,6 +94,8 @@ export class ChunkStore {
   private have: Bitfield;
   private fromOwner: Bitfield;
   private readonly handles: ReadHandleCache;
+  private readonly chunks: ChunkReadCache;
+  private readonly combined: CombinedFile;
   /** A summary write that has been asked for but not started: later requests join it. */
   private summaryQueued: Promise<void> | undefined;
   private summaryChain: Promise<void> = Promise.resolve();
@@ -138,6 +138,17 @@ export class ChunkStore {
       Math.max(1, Math.floor(options.readHandleCacheSize ?? DEFAULT_READ_HANDLE_CACHE_SIZE)),
       (index) => this.fs.open(join(this.dir, chunkFileName(index)), 'r'),
     );
+    this.combined = new CombinedFile({
+      fs: this.fs,
+      dir: this.dir,
+      fileName: this.fileName,
+      geometry,
+      sync: this.sync,
+    });
+    this.chunks = new ChunkReadCache(
+      Math.max(0, options.readCacheBytes ?? DEFAULT_READ_CACHE_BYTES),
+      (index) => this.readChunk(index),
+    );
     this.have = new Bitfield(geometry.pieceCount);
     this.fromOwner = new Bitfield(geometry.pieceCount);
   }
@@ -159,7 +170,8 @@ export class ChunkStore {
    */
   async open(): Promise<OpenResult> {
     this.closed = false;
-    this.handles.dropAll();
+    this.dropReads();
+    await this.combined.discard();
     const fs = this.fs;
     try {
       await fs.mkdir(this.dir, { recursive: true });
@@ -202,7 +214,7 @@ export class ChunkStore {
     discarded.sort((a, b) => a - b);
 
     const fromOwner = new Bitfield(this.geometry.pieceCount);
-    const summary = await this.readSummary();
+    const summary = await readSummaryFile(this.fs, this.dir, this.infoHashHex, this.geometry.pieceCount);
     if (summary !== undefined) {
       for (const index of summary.fromOwner)
         if (index < fromOwner.size && have.has(index)) fromOwner.set(index);
@@ -224,7 +236,8 @@ export class ChunkStore {
    */
   async importFrom(sourcePath: string): Promise<void> {
     this.closed = false;
-    this.handles.dropAll();
+    this.dropReads();
+    await this.combined.discard();
     const fs = this.fs;
     try {
       await fs.mkdir(this.dir, { recursive: true });
@@ -285,17 +298,28 @@ export class ChunkStore {
     }
     if (this.closed) throw new StorageError('io', 'the chunk store is closed');
     if (!this.have.has(index)) throw new StorageError('io', `chunk ${index} is not held`);
+    const chunk = await this.chunks.get(index, size);
+    return chunk.subarray(begin, begin + length);
+  }
+
+  /** The whole of held chunk `index`, read through a cached handle (for the read cache). */
+  private async readChunk(index: number): Promise<Uint8Array> {
     const entry = this.handles.acquire(index);
     try {
       const handle = await entry.handle;
-      const out = new Uint8Array(length);
-      await readFully(handle, out, begin, `chunk ${index}`);
+      const out = new Uint8Array(chunkLength(this.geometry, index));
+      await readFully(handle, out, 0, `chunk ${index}`);
       return out;
     } catch (error) {
       throw toStorageError(error, `cannot read chunk ${index}`);
     } finally {
       this.handles.release(entry);
     }
+  }
+
+  private dropReads(): void {
+    this.handles.dropAll();
+    this.chunks.clear();
   }
 
   /**
@@ -311,11 +335,14 @@ export class ChunkStore {
     }
     this.checkHash(index, bytes, `chunk ${index} does not match its hash`);
     if (this.closed) throw new StorageError('io', 'the chunk store is closed');
-    await placeFile(this.fs, this.dir, chunkFileName(index), bytes, this.sync).catch((error: unknown) => {
+    // The combined file takes its copy now, while the bytes are in memory (never fails: see put).
+    const placing = placeFile(this.fs, this.dir, chunkFileName(index), bytes, this.sync);
+    await Promise.all([placing, this.combined.put(index, bytes)]).catch((error: unknown) => {
       throw toStorageError(error, `cannot store chunk ${index}`);
     });
     // A cached read handle would still see the old file (same bytes, but let it go).
     this.handles.invalidate(index);
+    this.chunks.invalidate(index);
     this.have.set(index);
     if (fromOwner) this.fromOwner.set(index);
     else this.fromOwner.clear(index);
@@ -323,8 +350,8 @@ export class ChunkStore {
   }
 
   /**
-   * Streams every chunk, in order and re-hashed, into `<dir>/<fileName>` through a temp file and a
-   * rename, computing the file's SHA-256 on the way. One chunk in memory.
+   * Finishes `<dir>/<fileName>`: built while the chunks arrived (see CombinedFile), with the chunks
+   * held from an earlier run copied in and re-hashed, then its SHA-256 read back from disk.
    */
   async combine(): Promise<{ path: string; sha256: string }> {
     const reserved = reservedNameReason(this.fileName);
@@ -333,53 +360,37 @@ export class ChunkStore {
     }
     const missing = this.geometry.pieceCount - this.have.count;
     if (missing > 0) throw new StorageError('io', `cannot combine: ${missing} chunks are missing`);
-    const fs = this.fs;
-    const finalPath = join(this.dir, this.fileName);
-    const temp = join(this.dir, tempName(this.fileName));
-    const sha256 = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(this.geometry.pieceLengthBytes);
-    let out: FileHandle | undefined;
     try {
-      out = await fs.open(temp, 'wx', 0o644);
-      for (let index = 0; index < this.geometry.pieceCount; index++) {
-        const length = chunkLength(this.geometry, index);
-        const bytes = buffer.subarray(0, length);
-        const name = join(this.dir, chunkFileName(index));
-        const input = await fs.open(name, 'r');
-        try {
-          const actual = (await input.stat()).size;
-          if (actual !== length) {
-            throw new StorageError(
-              'corrupt',
-              `chunk ${index} is ${actual} bytes on disk, expected ${length}`,
-            );
-          }
-          await readFully(input, bytes, 0, `chunk ${index}`);
-        } finally {
-          await input.close().catch(() => undefined);
-        }
-        this.checkHash(index, bytes, `chunk ${index} on disk no longer matches its hash`);
-        sha256.update(bytes);
-        await writeFully(out, bytes, index * this.geometry.pieceLengthBytes);
-      }
-      if (this.sync) await out.datasync();
-      await out.close();
-      out = undefined;
-      await fs.rename(temp, finalPath);
+      return await this.combined.finish((index, into) => this.copyChunk(index, into));
     } catch (error) {
-      if (out !== undefined) await out.close().catch(() => undefined);
-      await fs.unlink(temp).catch(() => undefined);
-      throw toStorageError(error, `cannot combine into ${finalPath}`);
+      throw toStorageError(error, `cannot combine into ${join(this.dir, this.fileName)}`);
     }
-    return { path: finalPath, sha256: sha256.digest('hex') };
+  }
+
+  /** Reads chunk file `index` into `into` (its exact length), checking its size and hash. */
+  private async copyChunk(index: number, into: Uint8Array): Promise<void> {
+    const input = await this.fs.open(join(this.dir, chunkFileName(index)), 'r');
+    try {
+      const stats = await input.stat();
+      const actual = stats.isFile() ? stats.size : -1;
+      if (actual !== into.length)
+        throw new StorageError(
+          'corrupt',
+          `chunk ${index} is ${actual} bytes on disk, expected ${into.length}`,
+        );
+      await readFully(input, into, 0, `chunk ${index}`);
+    } finally {
+      await input.close().catch(() => undefined);
+    }
+    this.checkHash(index, into, `chunk ${index} on disk no longer matches its hash`);
   }
 
   /** Waits for pending summary writes and closes every cached handle. */
   async close(): Promise<void> {
     this.closed = true;
     await this.flushSummary().catch(() => undefined);
-    this.handles.dropAll();
-    await this.handles.settled();
+    this.dropReads();
+    await Promise.all([this.handles.settled(), this.combined.discard()]);
   }
 
   // --- summary ------------------------------------------------------------------------------------
@@ -442,45 +453,15 @@ export class ChunkStore {
     return queued;
   }
 
-  private async readSummary(): Promise<ParsedSummary | undefined> {
-    let handle: FileHandle | undefined;
-    try {
-      handle = await this.fs.open(join(this.dir, SUMMARY_FILE_NAME), 'r');
-      const size = (await handle.stat()).size;
-      if (size > MAXIMUM_SUMMARY_BYTES) return undefined;
-      const text = Buffer.alloc(size);
-      await readFully(handle, text, 0, SUMMARY_FILE_NAME);
-      const parsed = parseSummaryDetailed(text.toString('utf8'));
-      if (parsed === undefined) return undefined;
-      // A summary from another torrent (or a different cut of it) says nothing about ours.
-      if (parsed.infoHashHex !== this.infoHashHex.toLowerCase()) return undefined;
-      if (parsed.chunks !== this.geometry.pieceCount) return undefined;
-      return parsed;
-    } catch {
-      return undefined;
-    } finally {
-      await handle?.close().catch(() => undefined);
-    }
-  }
-
   // --- files --------------------------------------------------------------------------------------
 
   /** True when chunk_<index> has the right size and hash. */
   private async verifyChunkFile(index: number, buffer: Buffer): Promise<boolean> {
-    const length = chunkLength(this.geometry, index);
-    let handle: FileHandle | undefined;
-    try {
-      handle = await this.fs.open(join(this.dir, chunkFileName(index)), 'r');
-      const stats = await handle.stat();
-      if (!stats.isFile() || stats.size !== length) return false;
-      const bytes = buffer.subarray(0, length);
-      await readFully(handle, bytes, 0, `chunk ${index}`);
-      return bytesEqual(this.sha1(bytes), this.pieceHashes[index] as Uint8Array);
-    } catch {
-      return false;
-    } finally {
-      await handle?.close().catch(() => undefined);
-    }
+    const bytes = buffer.subarray(0, chunkLength(this.geometry, index));
+    return this.copyChunk(index, bytes).then(
+      () => true,
+      () => false,
+    );
   }
 
   private checkIndex(index: number): void {

@@ -3,8 +3,12 @@
  * written for people to read and read back by the store on start, where a malformed or foreign
  * summary counts for nothing.
  */
+import type * as nodeFs from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { formatIndices } from '../engine/bitfield.ts';
 import { MAXIMUM_CHUNK_COUNT } from '../engine/chunking.ts';
+import { readFully } from './file-io.ts';
 
 export const SUMMARY_FILE_NAME = 'summary.txt';
 /** A summary larger than this is not ours (1M chunks written as alternating ids stay well below). */
@@ -113,4 +117,31 @@ function parseIndexList(value: string): number[] | undefined {
     previous = end;
   }
   return out;
+}
+
+/** The summary in `dir`, when there is one of this torrent (`infoHashHex`, `chunks`); else undefined. */
+export async function readSummaryFile(
+  fs: Pick<typeof nodeFs, 'open'>,
+  dir: string,
+  infoHashHex: string,
+  chunks: number,
+): Promise<ParsedSummary | undefined> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fs.open(join(dir, SUMMARY_FILE_NAME), 'r');
+    const size = (await handle.stat()).size;
+    if (size > MAXIMUM_SUMMARY_BYTES) return undefined;
+    const text = Buffer.alloc(size);
+    await readFully(handle, text, 0, SUMMARY_FILE_NAME);
+    const parsed = parseSummaryDetailed(text.toString('utf8'));
+    if (parsed === undefined) return undefined;
+    // A summary from another torrent (or a different cut of it) says nothing about ours.
+    if (parsed.infoHashHex !== infoHashHex.toLowerCase()) return undefined;
+    if (parsed.chunks !== chunks) return undefined;
+    return parsed;
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
 }
