@@ -53,6 +53,9 @@ export async function buildNetwork(plan: LabPlan): Promise<void> {
 async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
   const ns = node.namespace;
   await ip('netns', 'add', ns);
+  // IPv4 only: no link-local IPv6 address, so every packet of the run is on 198.18.0.0/15.
+  for (const scope of ['all', 'default'])
+    await run('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', `net.ipv6.conf.${scope}.disable_ipv6=1`]);
   await ip('-n', ns, 'link', 'set', 'lo', 'up');
   await ip('link', 'add', node.hostLink, 'type', 'veth', 'peer', 'name', node.nodeLink);
   await ip('link', 'set', node.nodeLink, 'netns', ns);
@@ -85,8 +88,9 @@ export function namesOf(plan: LabPlan): LabNames {
 
 /**
  * Unmakes whatever of `names` exists: processes still inside a namespace (ours: nothing else runs
- * there) are killed by PID, then the namespaces (which takes their veth ends) and the links.
- * Resolves with what could not be removed, as one line each.
+ * there) are killed by PID, the links deleted (a veth end takes its pair along), then the
+ * namespaces. The kernel finishes a namespace's removal in the background, so this waits, with a
+ * deadline, until none of the names is listed. Resolves with what could not be removed.
  */
 export async function teardownNetwork(names: LabNames): Promise<string[]> {
   const problems: string[] = [];
@@ -103,12 +107,34 @@ export async function teardownNetwork(names: LabNames): Promise<string[]> {
         // Gone already.
       }
     }
-    await ip('netns', 'del', ns).catch((error: Error) => problems.push(error.message));
   }
   const links = new Set(await listLinks());
   for (const link of names.links)
     if (links.has(link)) await ip('link', 'del', link).catch((error: Error) => problems.push(error.message));
-  return problems;
+  for (const ns of names.namespaces)
+    if (namespaces.has(ns))
+      await ip('netns', 'del', ns).catch((error: Error) => problems.push(error.message));
+  const deadline = Date.now() + TEARDOWN_WAIT_MS;
+  let left = await remaining(names);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, TEARDOWN_POLL_MS));
+    left = await remaining(names);
+  }
+  return [...problems, ...left.map((name) => `${name} is still there`)];
+}
+
+/** How long teardown waits for the kernel to finish removing what it was told to remove. */
+const TEARDOWN_WAIT_MS = 10_000;
+const TEARDOWN_POLL_MS = 100;
+
+/** The namespaces and links of `names` that exist now. */
+export async function remaining(names: LabNames): Promise<string[]> {
+  const namespaces = new Set(names.namespaces);
+  const links = new Set(names.links);
+  return [
+    ...(await listNamespaces()).filter((name) => namespaces.has(name)).map((name) => `namespace ${name}`),
+    ...(await listLinks()).filter((name) => links.has(name)).map((name) => `link ${name}`),
+  ];
 }
 
 export async function listNamespaces(): Promise<string[]> {

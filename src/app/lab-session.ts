@@ -4,6 +4,7 @@
  * when every peer holds the file (or at the deadline, a process dying, or an interrupt). Stops
  * only the processes it started, by PID.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Scenario } from '../sim/scenario.ts';
 import { RunFailure } from './command.ts';
@@ -114,6 +115,7 @@ export class LabSession {
     const { plan } = this;
     this.owner = spawnSwarm(this.ownerArgs(), undefined, true, ['ip', 'netns', 'exec', plan.owner.namespace]);
     const owner = this.owner;
+    this.keepLog(plan.owner.id, owner);
     void owner.exited.then((code) => {
       if (!this.ownerLeft) this.fail(`the owner exited early (code ${code}): ${owner.stderr.join(' | ')}`);
     });
@@ -187,6 +189,16 @@ export class LabSession {
     if (this.owner !== undefined) await stopProcess(this.owner);
   }
 
+  /** Every line a process printed, then its stderr, in logs/NAME.jsonl of the run's folder (--keep). */
+  private keepLog(name: string, process_: SwarmProcess): void {
+    void process_.exited.then(() => {
+      const dir = join(this.files.workDir, 'logs');
+      mkdirSync(dir, { recursive: true });
+      const lines = [...process_.lines.map((line) => JSON.stringify(line)), ...process_.stderr];
+      writeFileSync(join(dir, `${name}.jsonl`), `${lines.join('\n')}\n`);
+    });
+  }
+
   private peer(id: string): LabPeerState {
     const peer = this.peers.find((one) => one.node.id === id);
     if (peer === undefined) throw new Error(`no peer "${id}" in the lab plan`);
@@ -198,13 +210,14 @@ export class LabSession {
   }
 
   private spawnPeer(peer: LabPeerState): void {
-    const process_ = spawnSwarm(this.peerArgs(peer.node), (line) => this.onPeerLine(peer, line), true, [
-      'ip',
-      'netns',
-      'exec',
-      peer.node.namespace,
-    ]);
+    const process_ = spawnSwarm(
+      this.peerArgs(peer.node, peer.restarts > 0),
+      (line) => this.onPeerLine(peer, line),
+      true,
+      ['ip', 'netns', 'exec', peer.node.namespace],
+    );
     peer.process = process_;
+    this.keepLog(`${peer.node.id}.${peer.restarts}`, process_);
     void process_.exited.then((code) => {
       // Killed by the lab (a crash) or stopped at the end: expected; anything else fails the run.
       if (peer.process === process_ && !this.stopping)
@@ -264,14 +277,21 @@ export class LabSession {
     ];
   }
 
-  private peerArgs(node: LabNode): string[] {
-    const { scenario, plan } = this;
+  /**
+   * A restart of a mesh or full peer reads the torrent the owner wrote, since the owner may have
+   * left: it dials the addresses in its peers.txt and asks the tracker if there still is one. A ring
+   * or star peer needs its owner (the tracker names its neighbours).
+   */
+  private peerArgs(node: LabNode, restart: boolean): string[] {
+    const { scenario, plan, files } = this;
     const at = (id: string): string => `${this.node(id).addresses[0]}:${LAB_PORT}`;
     const { topology, policies } = scenario;
+    const fromFile = restart && (topology.kind === 'mesh' || topology.kind === 'full');
     return [
       'peer',
-      '--owner',
-      at(plan.owner.id),
+      ...(fromFile
+        ? ['--torrent', join(files.workDir, `${files.fileName}.torrent`)]
+        : ['--owner', at(plan.owner.id)]),
       // Every address the namespace will have: a move must not need a new listening socket.
       '--host',
       '0.0.0.0',
