@@ -66,7 +66,15 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
   await tc('qdisc', 'add', 'dev', node.hostLink, 'root', ...tbf(node.downloadBytesPerSecond));
 }
 
-function tbf(bytesPerSecond: number): string[] {
+/**
+ * A scenario's capacities are TCP payload (what the simulator moves); tbf counts whole frames. A
+ * full 1500-byte packet carries 1448 bytes of payload (20 IP, 32 TCP with timestamps) in a frame
+ * of 1514 (14 Ethernet): the cap is raised by that much.
+ */
+const FRAME_BYTES_PER_PAYLOAD_BYTE = 1514 / 1448;
+
+function tbf(payloadBytesPerSecond: number): string[] {
+  const bytesPerSecond = Math.round(payloadBytesPerSecond * FRAME_BYTES_PER_PAYLOAD_BYTE);
   const burst = Math.max(MIN_BURST_BYTES, Math.round(bytesPerSecond / 100));
   const limit = Math.max(MIN_QUEUE_BYTES, Math.round(bytesPerSecond * QUEUE_SECONDS));
   return ['tbf', 'rate', `${bytesPerSecond * 8}bit`, 'burst', String(burst), 'limit', String(limit)];

@@ -21,6 +21,8 @@ export interface LabPeerResult {
   readonly announcedAddresses: readonly string[];
   readonly completedAtMs: number | null;
   readonly restarts: number;
+  /** When each of its processes was listening, ms from the start (a positive first one: it started late). */
+  readonly listeningAtMs: readonly number[];
 }
 
 export interface LabRunResult {
@@ -69,6 +71,7 @@ export async function runLabOnce(
       announcedAddresses: peer.announced,
       completedAtMs: peer.completedAtMs,
       restarts: peer.restarts,
+      listeningAtMs: peer.listeningAtMs,
     });
   }
   if (failure === undefined) {

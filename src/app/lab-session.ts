@@ -14,6 +14,9 @@ import { type EventLine, killProcess, type SwarmProcess, spawnSwarm, stopProcess
 
 /** How often waits (the owner's coverage, the end of the run) look again. */
 const POLL_MS = 50;
+/** Bounds on how long peers get to start before the run starts. */
+const MIN_START_LEAD_MS = 2_000;
+const MAX_START_LEAD_MS = 10_000;
 
 export interface LabFiles {
   readonly workDir: string;
@@ -30,14 +33,16 @@ export interface LabPeerState {
   process: SwarmProcess | undefined;
   /** The current incarnation reported its verified file. */
   complete: boolean;
-  /** When it last completed, ms from the run's start (the first peer listening). */
+  /** When it last completed, ms from the run's start. */
   completedAtMs: number | null;
   restarts: number;
+  /** When each incarnation was listening, ms from the start (negative: before it, as it should be). */
+  readonly listeningAtMs: number[];
   readonly chunks: Set<number>;
 }
 
 export interface SessionOutcome {
-  /** The first peer listening to the last peer complete. */
+  /** The start (every peer may trade) to the last peer complete. */
   readonly realMs: number | null;
   readonly failure: string | undefined;
   readonly peers: readonly LabPeerState[];
@@ -66,6 +71,7 @@ export class LabSession {
       complete: false,
       completedAtMs: null,
       restarts: 0,
+      listeningAtMs: [],
       chunks: new Set(),
     }));
   }
@@ -120,22 +126,20 @@ export class LabSession {
       if (!this.ownerLeft) this.fail(`the owner exited early (code ${code}): ${owner.stderr.join(' | ')}`);
     });
     await this.until(() => owner.lines.some((line) => line.event === 'listening'));
-    for (const peer of this.peers) if (peer.node.joinAtMs === 0) this.spawnPeer(peer);
-    await this.until(() => this.startMs !== undefined);
+    // Every peer starts now, and waits (--start-at) for the moment the run starts: a process takes
+    // a second or more to start on a busy machine, and peers starting one by one are not what
+    // the simulator models. The lead is twice what the owner took, within bounds.
+    const leadMs = Math.min(MAX_START_LEAD_MS, Math.max(MIN_START_LEAD_MS, 2 * this.now()));
+    this.startMs = this.now() + leadMs;
+    for (const peer of this.peers) this.spawnPeer(peer, this.origin + this.startMs + peer.node.joinAtMs);
   }
 
-  /** Joins and faults, each at its time after the start (the first peer listening). */
+  /** Faults, each at its time after the start. */
   private async carryOutTimeline(): Promise<void> {
-    const joins = this.peers
-      .filter((peer) => peer.node.joinAtMs > 0)
-      .map((peer) => ({ atMs: peer.node.joinAtMs, join: peer }));
-    const steps = [...joins, ...this.plan.timeline.map((step) => ({ atMs: step.atMs, action: step.action }))];
-    steps.sort((a, b) => a.atMs - b.atMs);
-    for (const step of steps) {
+    for (const step of this.plan.timeline) {
       const at = (this.startMs as number) + step.atMs;
       await this.until(() => this.now() >= at);
-      if ('join' in step) this.spawnPeer(step.join);
-      else await this.act(step.action);
+      await this.act(step.action);
     }
   }
 
@@ -209,9 +213,13 @@ export class LabSession {
     return id === this.plan.owner.id ? this.plan.owner : this.peer(id).node;
   }
 
-  private spawnPeer(peer: LabPeerState): void {
+  /** Starts the peer's process (`startAt`: when it may begin to trade, epoch ms). */
+  private spawnPeer(peer: LabPeerState, startAt?: number): void {
     const process_ = spawnSwarm(
-      this.peerArgs(peer.node, peer.restarts > 0),
+      [
+        ...this.peerArgs(peer.node, peer.restarts > 0),
+        ...(startAt === undefined ? [] : ['--start-at', String(startAt)]),
+      ],
       (line) => this.onPeerLine(peer, line),
       true,
       ['ip', 'netns', 'exec', peer.node.namespace],
@@ -226,7 +234,7 @@ export class LabSession {
   }
 
   private onPeerLine(peer: LabPeerState, line: EventLine): void {
-    if (line.event === 'listening') this.startMs ??= this.now();
+    if (line.event === 'listening') peer.listeningAtMs.push(this.now() - (this.startMs ?? 0));
     else if (line.event === 'activity' && line.kind === 'chunk-received') peer.chunks.add(Number(line.chunk));
     else if (line.event === 'complete') {
       peer.complete = true;

@@ -50,6 +50,8 @@ export interface PeerOptions {
   readonly output: OutputMode;
   /** `npm start`'s clock origin (epoch ms), so every process prints times on one clock. */
   readonly clockOriginMs: number | undefined;
+  /** Dial and announce only from this time (epoch ms): peers started one by one begin together. */
+  readonly startAtMs?: number | undefined;
   /** On a terminal too, every activity line instead of the status line. */
   readonly log?: boolean;
   /** `swarm get`: where the verified file goes (never over an existing file). */
@@ -210,7 +212,7 @@ class PeerProcess {
       // Everything was on disk already: nothing to wait for.
       await this.finish();
     }
-    if (this.finished === undefined || !this.options.exitWhenDone) {
+    if ((this.finished === undefined || !this.options.exitWhenDone) && (await this.startTime())) {
       this.driver.addPeers(this.initialPeers());
       this.startAnnouncing();
       this.watch.start();
@@ -239,6 +241,19 @@ class PeerProcess {
     this.reporter.info(`${this.name}: this host's addresses are now ${addresses.join(', ') || 'none'}`);
     const announced = addresses.length > 0 && (await this.announcer?.announceNow()) === true;
     this.reporter.event({ event: 'address-changed', addresses, announced });
+  }
+
+  /** Waits for `--start-at`; false when the process was stopped meanwhile. */
+  private async startTime(): Promise<boolean> {
+    const waitMs = (this.options.startAtMs ?? 0) - Date.now();
+    if (waitMs <= 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const started = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), waitMs);
+    });
+    const result = await Promise.race([started, this.wait.signalled.then(() => false)]);
+    clearTimeout(timer);
+    return result;
   }
 
   /** On a terminal: one line with chunks, rates, ETA and peers, redrawn until the process stops. */

@@ -47,7 +47,7 @@ const peerFlags = {
   ...common,
   ...CONNECT_FLAG,
   ...stringFlags('owner', 'torrent', 'download-from', 'id', 'topology', 'degree', 'picker', 'phases'),
-  ...stringFlags('give-up-after', 'retries'),
+  ...stringFlags('give-up-after', 'retries', 'start-at'),
   'exit-when-done': { type: 'boolean' },
 } as const;
 
@@ -190,6 +190,10 @@ async function peer(args: string[]): Promise<number> {
     retries: parseCount(values.retries, '--retries', 6, 0, 100),
     output,
     clockOriginMs: parseClockOrigin(values['clock-origin']),
+    startAtMs:
+      values['start-at'] === undefined
+        ? undefined
+        : parseCount(values['start-at'], '--start-at', 0, 0, Number.MAX_SAFE_INTEGER),
     log: values.log === true,
   });
 }
