@@ -21,7 +21,7 @@ export interface LabPeerResult {
   readonly announcedAddresses: readonly string[];
   readonly completedAtMs: number | null;
   readonly restarts: number;
-  /** When each of its processes was listening, ms from the start (a positive first one: it started late). */
+  /** When each restarted process of it was listening again, ms from the start. */
   readonly listeningAtMs: readonly number[];
 }
 

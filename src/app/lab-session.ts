@@ -14,9 +14,6 @@ import { type EventLine, killProcess, type SwarmProcess, spawnSwarm, stopProcess
 
 /** How often waits (the owner's coverage, the end of the run) look again. */
 const POLL_MS = 50;
-/** Bounds on how long peers get to start before the run starts. */
-const MIN_START_LEAD_MS = 2_000;
-const MAX_START_LEAD_MS = 10_000;
 
 export interface LabFiles {
   readonly workDir: string;
@@ -36,7 +33,9 @@ export interface LabPeerState {
   /** When it last completed, ms from the run's start. */
   completedAtMs: number | null;
   restarts: number;
-  /** When each incarnation was listening, ms from the start (negative: before it, as it should be). */
+  /** The current process is listening. */
+  listening: boolean;
+  /** When each restarted process was listening, ms from the start. */
   readonly listeningAtMs: number[];
   readonly chunks: Set<number>;
 }
@@ -71,6 +70,7 @@ export class LabSession {
       complete: false,
       completedAtMs: null,
       restarts: 0,
+      listening: false,
       listeningAtMs: [],
       chunks: new Set(),
     }));
@@ -126,20 +126,31 @@ export class LabSession {
       if (!this.ownerLeft) this.fail(`the owner exited early (code ${code}): ${owner.stderr.join(' | ')}`);
     });
     await this.until(() => owner.lines.some((line) => line.event === 'listening'));
-    // Every peer starts now, and waits (--start-at) for the moment the run starts: a process takes
-    // a second or more to start on a busy machine, and peers starting one by one are not what
-    // the simulator models. The lead is twice what the owner took, within bounds.
-    const leadMs = Math.min(MAX_START_LEAD_MS, Math.max(MIN_START_LEAD_MS, 2 * this.now()));
-    this.startMs = this.now() + leadMs;
-    for (const peer of this.peers) this.spawnPeer(peer, this.origin + this.startMs + peer.node.joinAtMs);
+    // Every peer starts now and waits (--start-on-signal) until all listen: a process takes a
+    // second or more to start on a busy machine, and peers starting one by one are not what the
+    // simulator models. The run starts at the go; a peer that joins later gets its go then.
+    for (const peer of this.peers) this.spawnPeer(peer, true);
+    await this.until(() => this.peers.every((peer) => peer.listening));
+    this.startMs = this.now();
+    for (const peer of this.peers) if (peer.node.joinAtMs === 0) this.go(peer);
   }
 
-  /** Faults, each at its time after the start. */
+  private go(peer: LabPeerState): void {
+    peer.process?.child.kill('SIGUSR2');
+  }
+
+  /** Joins and faults, each at its time after the start. */
   private async carryOutTimeline(): Promise<void> {
-    for (const step of this.plan.timeline) {
+    const joins = this.peers
+      .filter((peer) => peer.node.joinAtMs > 0)
+      .map((peer) => ({ atMs: peer.node.joinAtMs, join: peer }));
+    const steps = [...joins, ...this.plan.timeline];
+    steps.sort((a, b) => a.atMs - b.atMs);
+    for (const step of steps) {
       const at = (this.startMs as number) + step.atMs;
       await this.until(() => this.now() >= at);
-      await this.act(step.action);
+      if ('join' in step) this.go(step.join);
+      else await this.act(step.action);
     }
   }
 
@@ -213,13 +224,11 @@ export class LabSession {
     return id === this.plan.owner.id ? this.plan.owner : this.peer(id).node;
   }
 
-  /** Starts the peer's process (`startAt`: when it may begin to trade, epoch ms). */
-  private spawnPeer(peer: LabPeerState, startAt?: number): void {
+  /** Starts the peer's process (`held`: it waits for its go before it trades). */
+  private spawnPeer(peer: LabPeerState, held = false): void {
+    peer.listening = false;
     const process_ = spawnSwarm(
-      [
-        ...this.peerArgs(peer.node, peer.restarts > 0),
-        ...(startAt === undefined ? [] : ['--start-at', String(startAt)]),
-      ],
+      [...this.peerArgs(peer.node, peer.restarts > 0), ...(held ? ['--start-on-signal'] : [])],
       (line) => this.onPeerLine(peer, line),
       true,
       ['ip', 'netns', 'exec', peer.node.namespace],
@@ -234,8 +243,11 @@ export class LabSession {
   }
 
   private onPeerLine(peer: LabPeerState, line: EventLine): void {
-    if (line.event === 'listening') peer.listeningAtMs.push(this.now() - (this.startMs ?? 0));
-    else if (line.event === 'activity' && line.kind === 'chunk-received') peer.chunks.add(Number(line.chunk));
+    if (line.event === 'listening') {
+      peer.listening = true;
+      if (this.startMs !== undefined) peer.listeningAtMs.push(this.now() - this.startMs);
+    } else if (line.event === 'activity' && line.kind === 'chunk-received')
+      peer.chunks.add(Number(line.chunk));
     else if (line.event === 'complete') {
       peer.complete = true;
       peer.completedAtMs = Number(line.completedAtMs) - (this.startMs ?? 0);

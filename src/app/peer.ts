@@ -50,8 +50,8 @@ export interface PeerOptions {
   readonly output: OutputMode;
   /** `npm start`'s clock origin (epoch ms), so every process prints times on one clock. */
   readonly clockOriginMs: number | undefined;
-  /** Dial and announce only from this time (epoch ms): peers started one by one begin together. */
-  readonly startAtMs?: number | undefined;
+  /** Dial and announce only after SIGUSR2: peers started one by one begin together. */
+  readonly startOnSignal?: boolean;
   /** On a terminal too, every activity line instead of the status line. */
   readonly log?: boolean;
   /** `swarm get`: where the verified file goes (never over an existing file). */
@@ -106,6 +106,11 @@ class PeerProcess {
   private readonly watch: StallWatch;
   private readonly metainfo: Metainfo;
   private readonly wait = untilSignal();
+  /**
+   * `--start-on-signal`: resolves at SIGUSR2. The handler is set before the process says it is
+   * listening, so a go sent on that line never meets SIGUSR2's default (ending the process).
+   */
+  private readonly go: Promise<void>;
   private announcer: Announcer | undefined;
   private held: number;
   private port = 0;
@@ -129,6 +134,10 @@ class PeerProcess {
     opened: OpenResult,
   ) {
     this.metainfo = torrent.metainfo;
+    this.go =
+      options.startOnSignal === true
+        ? new Promise((resolve) => process.once('SIGUSR2', () => resolve()))
+        : Promise.resolve();
     this.held = opened.have.count;
     this.peerId = makePeerId(name, this.random);
     this.engine = new Engine({
@@ -243,17 +252,9 @@ class PeerProcess {
     this.reporter.event({ event: 'address-changed', addresses, announced });
   }
 
-  /** Waits for `--start-at`; false when the process was stopped meanwhile. */
-  private async startTime(): Promise<boolean> {
-    const waitMs = (this.options.startAtMs ?? 0) - Date.now();
-    if (waitMs <= 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const started = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), waitMs);
-    });
-    const result = await Promise.race([started, this.wait.signalled.then(() => false)]);
-    clearTimeout(timer);
-    return result;
+  /** Waits for the go (`--start-on-signal`); false when the process was stopped meanwhile. */
+  private startTime(): Promise<boolean> {
+    return Promise.race([this.go.then(() => true), this.wait.signalled.then(() => false)]);
   }
 
   /** On a terminal: one line with chunks, rates, ETA and peers, redrawn until the process stops. */

@@ -47,8 +47,9 @@ const peerFlags = {
   ...common,
   ...CONNECT_FLAG,
   ...stringFlags('owner', 'torrent', 'download-from', 'id', 'topology', 'degree', 'picker', 'phases'),
-  ...stringFlags('give-up-after', 'retries', 'start-at'),
+  ...stringFlags('give-up-after', 'retries'),
   'exit-when-done': { type: 'boolean' },
+  'start-on-signal': { type: 'boolean' },
 } as const;
 
 const getFlags = {
@@ -190,10 +191,7 @@ async function peer(args: string[]): Promise<number> {
     retries: parseCount(values.retries, '--retries', 6, 0, 100),
     output,
     clockOriginMs: parseClockOrigin(values['clock-origin']),
-    startAtMs:
-      values['start-at'] === undefined
-        ? undefined
-        : parseCount(values['start-at'], '--start-at', 0, 0, Number.MAX_SAFE_INTEGER),
+    startOnSignal: values['start-on-signal'] === true,
     log: values.log === true,
   });
 }
