@@ -12,8 +12,11 @@ import { LAB_PREFIX_LENGTH, type LabNode, type LabPlan } from './lab-plan.ts';
 const COMMAND_TIMEOUT_MS = 10_000;
 /** tbf's bucket: a hundredth of a second of the rate, at least this (a few full-size frames). */
 const MIN_BURST_BYTES = 16 * 1024;
-/** tbf's queue: this long at the rate, at least this, so TCP sees few drops. */
-const QUEUE_SECONDS = 0.5;
+/**
+ * tbf's queue: this long at the rate (a modest router's buffer), at least this. Half a second
+ * made lab-mesh12 slower by a tenth: HAVEs and requests waited behind that much data.
+ */
+const QUEUE_SECONDS = 0.1;
 const MIN_QUEUE_BYTES = 64 * 1024;
 
 /** Runs one command; resolves with its stdout, or rejects with its first line of stderr. */
