@@ -1,32 +1,29 @@
 /**
  * The lab's network, made and unmade with iproute2: one bridge, a namespace per node joined to it
- * by a veth pair, the node's address on its end, and tbf caps (upload: egress of the node's end;
- * download: egress of the bridge's end). Also the network faults: addresses moved, links down and
- * up, connections reset. Every command has a deadline; a failure is one line (RunFailure).
+ * by a veth pair, the node's address on its end, and its caps (lab-shaping.ts; upload: egress of
+ * the node's end; download: egress of the bridge's end). Also the network faults: addresses
+ * moved, links down and up, connections reset. Every command has a deadline; a failure is one
+ * line (RunFailure).
  */
 import { execFile } from 'node:child_process';
 import { RunFailure } from './command.ts';
 import { LAB_PREFIX_LENGTH, type LabNode, type LabPlan } from './lab-plan.ts';
+import { capQdisc } from './lab-shaping.ts';
 
 /** No single iproute2 command may take longer than this. */
 const COMMAND_TIMEOUT_MS = 10_000;
-/** tbf's bucket: a hundredth of a second of the rate, at least this (a few full-size frames). */
-const MIN_BURST_BYTES = 16 * 1024;
-/**
- * tbf's queue: this long at the rate (a modest router's buffer), at least this. Half a second
- * made lab-mesh12 slower by a tenth: HAVEs and requests waited behind that much data.
- */
-const QUEUE_SECONDS = 0.1;
-const MIN_QUEUE_BYTES = 64 * 1024;
 
 /** Runs one command; resolves with its stdout, or rejects with its first line of stderr. */
-export function run(program: string, args: readonly string[]): Promise<string> {
+export function run(program: string, args: readonly string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(program, args, { timeout: COMMAND_TIMEOUT_MS }, (error, stdout, stderr) => {
+    const child = execFile(program, args, { timeout: COMMAND_TIMEOUT_MS }, (error, stdout, stderr) => {
       if (error === null) return resolve(stdout);
       const why = stderr.trim().split('\n')[0] || error.message;
       reject(new RunFailure(`${program} ${args.join(' ')}: ${why}`));
     });
+    // A command that exits without reading its input must not fail the run with EPIPE.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
   });
 }
 
@@ -65,22 +62,8 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
   await ip('link', 'set', node.hostLink, 'master', plan.bridge, 'up');
   await ip('-n', ns, 'addr', 'add', `${node.addresses[0]}/${LAB_PREFIX_LENGTH}`, 'dev', node.nodeLink);
   await ip('-n', ns, 'link', 'set', node.nodeLink, 'up');
-  await tc('-n', ns, 'qdisc', 'add', 'dev', node.nodeLink, 'root', ...tbf(node.uploadBytesPerSecond));
-  await tc('qdisc', 'add', 'dev', node.hostLink, 'root', ...tbf(node.downloadBytesPerSecond));
-}
-
-/**
- * A scenario's capacities are TCP payload (what the simulator moves); tbf counts whole frames. A
- * full 1500-byte packet carries 1448 bytes of payload (20 IP, 32 TCP with timestamps) in a frame
- * of 1514 (14 Ethernet): the cap is raised by that much.
- */
-const FRAME_BYTES_PER_PAYLOAD_BYTE = 1514 / 1448;
-
-function tbf(payloadBytesPerSecond: number): string[] {
-  const bytesPerSecond = Math.round(payloadBytesPerSecond * FRAME_BYTES_PER_PAYLOAD_BYTE);
-  const burst = Math.max(MIN_BURST_BYTES, Math.round(bytesPerSecond / 100));
-  const limit = Math.max(MIN_QUEUE_BYTES, Math.round(bytesPerSecond * QUEUE_SECONDS));
-  return ['tbf', 'rate', `${bytesPerSecond * 8}bit`, 'burst', String(burst), 'limit', String(limit)];
+  await tc('-n', ns, 'qdisc', 'add', 'dev', node.nodeLink, 'root', ...capQdisc(node.uploadBytesPerSecond));
+  await tc('qdisc', 'add', 'dev', node.hostLink, 'root', ...capQdisc(node.downloadBytesPerSecond));
 }
 
 /** What a run may have made, by name: enough to unmake it even from a state file. */
