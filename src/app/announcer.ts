@@ -74,6 +74,12 @@ export class Announcer {
     return outcome.response.intervalSeconds;
   }
 
+  /** An announce out of turn (our address changed): true when the tracker answered. */
+  async announceNow(): Promise<boolean> {
+    await this.send();
+    return !this.failing;
+  }
+
   /** Stops the loop and tells the tracker we left. */
   async stop(): Promise<void> {
     this.stopping = true;

@@ -4,7 +4,6 @@
  * with `--exit-when-done`, bounded.
  */
 import { randomInt } from 'node:crypto';
-import { networkInterfaces } from 'node:os';
 import type { ActivityEvent } from '../engine/activity.ts';
 import { DEFAULT_LIMITS, Engine, type PeerAddress, type PhaseMode, type Topology } from '../engine/engine.ts';
 import { toHex } from '../engine/hash.ts';
@@ -17,6 +16,7 @@ import { SocketDriver } from '../transport/driver.ts';
 import { readPeersFile, writePeersFile } from '../transport/peers-file.ts';
 import { ChunkStore, type OpenResult } from '../transport/store.ts';
 import type { HostPort } from '../transport/tracker-client.ts';
+import { hostAddresses, watchAddresses } from './address-watch.ts';
 import { Announcer } from './announcer.ts';
 import { deliverFile } from './deliver.ts';
 import { type OutputMode, Reporter } from './output.ts';
@@ -50,6 +50,8 @@ export interface PeerOptions {
   readonly output: OutputMode;
   /** `npm start`'s clock origin (epoch ms), so every process prints times on one clock. */
   readonly clockOriginMs: number | undefined;
+  /** Dial and announce only after SIGUSR2: peers started one by one begin together. */
+  readonly startOnSignal?: boolean;
   /** On a terminal too, every activity line instead of the status line. */
   readonly log?: boolean;
   /** `swarm get`: where the verified file goes (never over an existing file). */
@@ -104,6 +106,11 @@ class PeerProcess {
   private readonly watch: StallWatch;
   private readonly metainfo: Metainfo;
   private readonly wait = untilSignal();
+  /**
+   * `--start-on-signal`: resolves at SIGUSR2. The handler is set before the process says it is
+   * listening, so a go sent on that line never meets SIGUSR2's default (ending the process).
+   */
+  private readonly go: Promise<void>;
   private announcer: Announcer | undefined;
   private held: number;
   private port = 0;
@@ -111,6 +118,7 @@ class PeerProcess {
   private finished: { sha256: string; path: string } | undefined;
   private finishing: Promise<void> | undefined;
   private stopStatusLine: () => void = () => undefined;
+  private stopAddressWatch: () => void = () => undefined;
   private failure: string | undefined;
   /** Addresses from `peers.txt`, dialled on start; and those reached since, most recent last. */
   private saved: string[] = [];
@@ -126,6 +134,10 @@ class PeerProcess {
     opened: OpenResult,
   ) {
     this.metainfo = torrent.metainfo;
+    this.go =
+      options.startOnSignal === true
+        ? new Promise((resolve) => process.once('SIGUSR2', () => resolve()))
+        : Promise.resolve();
     this.held = opened.have.count;
     this.peerId = makePeerId(name, this.random);
     this.engine = new Engine({
@@ -209,12 +221,14 @@ class PeerProcess {
       // Everything was on disk already: nothing to wait for.
       await this.finish();
     }
-    if (this.finished === undefined || !this.options.exitWhenDone) {
+    if ((this.finished === undefined || !this.options.exitWhenDone) && (await this.startTime())) {
       this.driver.addPeers(this.initialPeers());
       this.startAnnouncing();
       this.watch.start();
+      this.stopAddressWatch = watchAddresses((addresses) => void this.addressesChanged(addresses));
     }
     const reason = await this.wait.signalled;
+    this.stopAddressWatch();
     this.watch.stop();
     this.stopStatusLine();
     if (reason !== 'done' && reason !== 'gave up') {
@@ -224,6 +238,23 @@ class PeerProcess {
       );
     }
     return this.shutDown();
+  }
+
+  /**
+   * The host's addresses changed (it moved): the engine learns what it is now called, so it never
+   * dials itself, and the tracker hears the new address at once (its source address), so others
+   * that ask it find us again. Connections on the old address are left to fail on their own.
+   */
+  private async addressesChanged(addresses: string[]): Promise<void> {
+    this.engine.handleListening(this.driver.now(), this.port, ownAddresses(this.options.host, this.port));
+    this.reporter.info(`${this.name}: this host's addresses are now ${addresses.join(', ') || 'none'}`);
+    const announced = addresses.length > 0 && (await this.announcer?.announceNow()) === true;
+    this.reporter.event({ event: 'address-changed', addresses, announced });
+  }
+
+  /** Waits for the go (`--start-on-signal`); false when the process was stopped meanwhile. */
+  private startTime(): Promise<boolean> {
+    return Promise.race([this.go.then(() => true), this.wait.signalled.then(() => false)]);
   }
 
   /** On a terminal: one line with chunks, rates, ETA and peers, redrawn until the process stops. */
@@ -398,8 +429,6 @@ class PeerProcess {
 
 /** Where this process can be reached on `port`: the listen host and every interface address. */
 function ownAddresses(host: string, port: number): string[] {
-  const hosts = new Set([host, '127.0.0.1', '::1']);
-  for (const list of Object.values(networkInterfaces()))
-    for (const entry of list ?? []) hosts.add(entry.address);
+  const hosts = new Set([host, '127.0.0.1', '::1', ...hostAddresses()]);
   return [...hosts].map((one) => `${one}:${port}`);
 }

@@ -35,15 +35,19 @@ export function parseEventLine(text: string): EventLine {
   return { event: 'text', text };
 }
 
-/** Starts `swarm <args> --json`; `onLine` sees every event line as it arrives. */
+/**
+ * Starts `swarm <args> --json`; `onLine` sees every event line as it arrives. A `prefix` command runs
+ * it (the lab's `ip netns exec NS`); it must exec the process in place, so the child's PID is swarm's.
+ */
 export function spawnSwarm(
   args: readonly string[],
   onLine?: (line: EventLine) => void,
   json = true,
+  prefix: readonly string[] = [],
 ): SwarmProcess {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI, ...args, ...(json ? ['--json'] : [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const command = [process.execPath, '--import', TSX_LOADER, CLI, ...args, ...(json ? ['--json'] : [])];
+  const [program, ...rest] = [...prefix, ...command] as [string, ...string[]];
+  const child = spawn(program, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: EventLine[] = [];
   const stderr: string[] = [];
   const waiters: { test: (line: EventLine) => boolean; resolve: (line: EventLine) => void }[] = [];

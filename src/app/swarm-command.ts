@@ -49,6 +49,7 @@ const peerFlags = {
   ...stringFlags('owner', 'torrent', 'download-from', 'id', 'topology', 'degree', 'picker', 'phases'),
   ...stringFlags('give-up-after', 'retries'),
   'exit-when-done': { type: 'boolean' },
+  'start-on-signal': { type: 'boolean' },
 } as const;
 
 const getFlags = {
@@ -190,6 +191,7 @@ async function peer(args: string[]): Promise<number> {
     retries: parseCount(values.retries, '--retries', 6, 0, 100),
     output,
     clockOriginMs: parseClockOrigin(values['clock-origin']),
+    startOnSignal: values['start-on-signal'] === true,
     log: values.log === true,
   });
 }
