@@ -26,6 +26,8 @@ export const REQUIRED_KEYS = [
   'linkMBps',
   'bareTcpMBps',
   'linkRatio',
+  'diskFloorMBps',
+  'linkRatioCeiling',
   'swarmRingSeconds',
   'swarmMeshSeconds',
   'swarmRingMBps',
@@ -199,6 +201,13 @@ export function formatResults(results: Results, config: BenchConfig): string {
     fixed(r('linkRatio'), 3),
   );
   add('link', '  the same, until the last chunk is stored', `${fixed(r('linkTransferMBps'))} MB/s`);
+  add(
+    'link',
+    '  its disk work alone (SHA-1, chunk files, combined)',
+    `${fixed(r('diskFloorMBps'))} MB/s`,
+    'ceiling of linkRatio',
+    fixed(r('linkRatioCeiling'), 3),
+  );
   const swarm = `owner + ${config.swarm.peers} peers, ${size(config.swarm.bytes)}`;
   for (const [name, label] of [
     ['Ring', 'ring'],
