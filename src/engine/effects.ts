@@ -21,6 +21,7 @@ export type Effect =
       readonly length: number;
     }
   | {
+      /** A chunk whose bytes matched its SHA-1, to be stored. */
       readonly kind: 'write-chunk';
       readonly index: number;
       readonly bytes: Uint8Array;

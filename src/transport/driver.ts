@@ -16,7 +16,8 @@ import { HANDSHAKE_LENGTH_BYTES } from '../engine/messages.ts';
 /** What the driver needs from the disk. */
 export interface BlockStorage {
   readBlock(index: number, begin: number, length: number): Promise<Uint8Array>;
-  writeChunk(index: number, bytes: Uint8Array, fromOwner: boolean): Promise<void>;
+  /** `verified`: the bytes already matched the chunk's SHA-1 (the engine's chunks always have). */
+  writeChunk(index: number, bytes: Uint8Array, fromOwner: boolean, verified: boolean): Promise<void>;
 }
 
 export interface DriverOptions {
@@ -283,7 +284,7 @@ export class SocketDriver {
         return;
       }
       case 'write-chunk':
-        this.options.storage.writeChunk(effect.index, effect.bytes, effect.fromOwner).then(
+        this.options.storage.writeChunk(effect.index, effect.bytes, effect.fromOwner, true).then(
           () => this.afterWrite(effect.index, undefined),
           (error: Error) => {
             this.options.onStorageError?.(effect.index, error);
