@@ -32,6 +32,11 @@ export interface EngineLimits {
   /** After a chunk could not be stored (disk full), how long before writing it again; it doubles. */
   readonly storageRetryMs: number;
   readonly storageRetryMaxMs: number;
+  /**
+   * Verified chunks handed to the disk and not yet confirmed, at most: beyond it no new chunk is
+   * started, so a disk slower than the wire holds the download back instead of filling memory.
+   */
+  readonly maxChunksWriting: number;
   /** In endgame, how many peers one block may be asked from at once. */
   readonly endgameDuplicates: number;
   /** Endgame starts when every missing chunk is under way and at most this many blocks are missing. */
@@ -66,6 +71,7 @@ export const DEFAULT_LIMITS: EngineLimits = {
   tickMs: 250,
   storageRetryMs: 1_000,
   storageRetryMaxMs: 30_000,
+  maxChunksWriting: 16,
   endgameDuplicates: 2,
   endgameBlocks: 16,
   requestQueueMs: 500,

@@ -66,8 +66,9 @@ export class Storage {
     }
   }
 
+  /** No new chunk is started: a write failed a moment ago, or the disk is behind the wire. */
   isPaused(nowMs: number): boolean {
-    return nowMs < this.pausedUntilMs;
+    return nowMs < this.pausedUntilMs || this.writing.size >= this.limits.maxChunksWriting;
   }
 
   private pushWrite(download: ChunkDownload): void {
