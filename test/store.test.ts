@@ -438,7 +438,11 @@ test('reads through a tiny handle cache stay correct under concurrency, and clos
       }
       return handle;
     };
-    const store = makeStore(dir, { readHandleCacheSize: 3, sync: false, fs: { open } }, big);
+    const store = makeStore(
+      dir,
+      { readHandleCacheSize: 3, readCacheBytes: 0, sync: false, fs: { open } },
+      big,
+    );
     await store.open();
     for (let index = 0; index < 40; index++)
       await store.writeChunk(index, big.chunks[index] as Uint8Array, false);

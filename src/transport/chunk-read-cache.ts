@@ -30,18 +30,32 @@ export class ChunkReadCache {
     const bytes = this.load(index);
     // A chunk larger than the whole budget is read for this request only.
     if (lengthBytes > this.limitBytes) return bytes;
-    const entry: Entry = { bytes, lengthBytes };
-    this.entries.set(index, entry);
-    this.heldBytes += lengthBytes;
+    const entry = this.add(index, bytes, lengthBytes);
     // A failed read is not remembered: the next request tries again.
     bytes.catch(() => {
       if (this.entries.get(index) === entry) this.forget(index, entry);
     });
+    return bytes;
+  }
+
+  /**
+   * Chunk `index` was just stored from `bytes`, which nobody changes any more: a neighbour often
+   * asks for it next (a ring always does), so it is kept as if it had been read.
+   */
+  put(index: number, bytes: Uint8Array): void {
+    this.invalidate(index);
+    if (bytes.length <= this.limitBytes) this.add(index, Promise.resolve(bytes), bytes.length);
+  }
+
+  private add(index: number, bytes: Promise<Uint8Array>, lengthBytes: number): Entry {
+    const entry: Entry = { bytes, lengthBytes };
+    this.entries.set(index, entry);
+    this.heldBytes += lengthBytes;
     for (const [oldest, old] of this.entries) {
       if (this.heldBytes <= this.limitBytes) break;
       this.forget(oldest, old);
     }
-    return bytes;
+    return entry;
   }
 
   /** The chunk's file was replaced or removed: its cached bytes go. */

@@ -327,7 +327,8 @@ export class ChunkStore {
    * to `chunk_<index>`, then the summary rewritten atomically. Resolves once both are in place.
    * A failed summary rewrite rejects, but the chunk file itself is valid and stays held. The bytes
    * are hashed here unless the caller says they were `verified` already (the engine verifies every
-   * chunk before it hands it over, so the driver says so and each chunk is hashed once).
+   * chunk before it hands it over, so the driver says so and each chunk is hashed once). The store
+   * keeps `bytes` to serve from (see ChunkReadCache.put): the caller must not change them after.
    */
   async writeChunk(index: number, bytes: Uint8Array, fromOwner: boolean, verified = false): Promise<void> {
     this.checkIndex(index);
@@ -344,7 +345,7 @@ export class ChunkStore {
     });
     // A cached read handle would still see the old file (same bytes, but let it go).
     this.handles.invalidate(index);
-    this.chunks.invalidate(index);
+    this.chunks.put(index, bytes);
     this.have.set(index);
     if (fromOwner) this.fromOwner.set(index);
     else this.fromOwner.clear(index);
