@@ -40,7 +40,9 @@ It exits by itself after --max-seconds (exit code 3 if the download did not fini
 that forgets it cannot leave it running for ever.
 
 DHT, local service discovery, UPnP, NAT-PMP, PEX and uTP are off; only TCP to the addresses given
-with --connect (and whatever the torrent's tracker returns). Until it is connected to as many peers
+with --connect (and whatever the torrent's tracker returns). --pex turns peer exchange (ut_pex) on,
+and each status line then names the peers connected ("peers_list": peer id, address, whether we
+dialled it); --upload-limit caps the upload in bytes per second. Until it is connected to as many peers
 as --connect names, it dials the ones it has no outgoing connection to once a second, so peers
 started together find each other whichever listens first.
 """
@@ -89,6 +91,8 @@ def main():
     parser.add_argument("--announce", default="")
     parser.add_argument("--max-seconds", type=float, default=50.0)
     parser.add_argument("--exit-when-done", action="store_true")
+    parser.add_argument("--pex", action="store_true", help="peer exchange (ut_pex) on")
+    parser.add_argument("--upload-limit", type=int, default=0, help="bytes per second (0: none)")
     args = parser.parse_args()
 
     if args.make_torrent:
@@ -111,6 +115,7 @@ def main():
         | lt.alert.category_t.tracker_notification
         | lt.alert.category_t.status_notification,
         "user_agent": "swarm-interop libtorrent/" + lt.__version__,
+        "upload_rate_limit": args.upload_limit,
     }
     session = lt.session(settings)
 
@@ -120,9 +125,10 @@ def main():
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(args.torrent)
     params.save_path = args.save
-    params.flags = (
-        lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
-    ) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    off = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+    if not args.pex:
+        off |= lt.torrent_flags.disable_pex
+    params.flags = off & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
     handle = session.add_torrent(params)
 
     deadline = time.monotonic() + args.max_seconds
@@ -178,7 +184,18 @@ def main():
                 return 0
         if now - last_status >= 1.0:
             last_status = now
+            extra = {}
+            if args.pex:
+                extra["peers_list"] = [
+                    {
+                        "id": info.pid.to_bytes().decode("latin-1"),
+                        "address": "%s:%d" % (info.ip[0], info.ip[1]),
+                        "outgoing": bool(info.flags & info.local_connection),
+                    }
+                    for info in handle.get_peer_info()
+                ]
             emit(
+                **extra,
                 event="status",
                 state=str(status.state),
                 progress=round(status.progress, 4),
