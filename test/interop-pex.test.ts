@@ -1,11 +1,14 @@
 /**
- * Peer exchange with libtorrent (issue #19, acceptance 3, in part), on 127.0.0.1: our owner, a
- * libtorrent peer told only the owner's address (PEX on, upload capped), a second libtorrent session
- * told only the first (PEX off: its address is one only libtorrent knows), and two of our peers, the
- * first told only libtorrent's address, the second only our first peer's. The torrent names no
- * tracker, so our first peer can learn the hidden session only from libtorrent's `ut_pex`.
- * Not asserted yet: that libtorrent ends up connected to our second peer (its status is sampled
- * once a second and seeds drop seeds, so a cumulative list of peers met is needed first).
+ * Peer exchange with libtorrent (issue #19, acceptance 3), on 127.0.0.1: our owner, a libtorrent
+ * peer told only the owner's address (PEX on), a second libtorrent session told only the first (PEX
+ * off: its address is one only libtorrent knows), and two of our peers: peer 2 told of nobody and
+ * without PEX (so it never hears libtorrent's address and dials no one), peer 1 told of libtorrent
+ * and of peer 2. The torrent names no tracker, so addresses travel only by `--connect` and `ut_pex`:
+ * - libtorrent learns peer 2 from our peer 1's `ut_pex` and dials it (an outgoing connection whose
+ *   source is PEX, to an address libtorrent was never given);
+ * - our peer 1 learns the hidden session from libtorrent's `ut_pex` and dials it.
+ * libtorrent reports every peer it completes a handshake with ("met", looked at every 50 ms), so a
+ * connection it later drops (a seed keeps no seed) is still seen.
  * Every wait has a deadline; every process is stopped by the workspace and the client registry.
  */
 import { readFileSync } from 'node:fs';
@@ -18,7 +21,14 @@ import { sha1 } from '../src/platform/sha1.ts';
 import { startLibtorrent, within } from './interop/clients.ts';
 import { withClients } from './interop/workspace.ts';
 
-const DEADLINE_MS = 40_000;
+const DEADLINE_MS = 30_000;
+/**
+ * libtorrent takes the file from our owner at once, but passes it on at 1 MB/s in all: everything
+ * our peers and the hidden session have comes through it (they do not know the owner), so they are
+ * all still downloading (nobody is a seed to drop or to skip) while the ut_pex messages go round.
+ */
+const FILE_BYTES = 4_000_000;
+const UPLOAD_LIMIT = 1_000_000;
 const CHUNK = 102400;
 
 /** Activity lines saying the process dialled (outbound) an address ending in `:port`. */
@@ -29,9 +39,9 @@ const dialled =
     line.kind === 'connected' &&
     new RegExp(`connected to \\S*:${port} \\(outbound\\)`).test(String(line.line));
 
-test('our peer told only of libtorrent dials an address only libtorrent knew, learned by its ut_pex', async () => {
+test('libtorrent dials our peer 2 learned by our ut_pex; our peer 1 dials an address learned by libtorrent ut_pex', async () => {
   await withClients(['libtorrent'], async (space, clients) => {
-    const file = space.file('data.bin', 16_000_000, 19);
+    const file = space.file('data.bin', FILE_BYTES, 19);
     const owner = await space.owner(file, ['--chunk-size', String(CHUNK)]);
     const listening = await owner.process.waitFor((line) => line.event === 'listening');
     // The same info dictionary as the owner's torrent, without its tracker.
@@ -43,14 +53,13 @@ test('our peer told only of libtorrent dials an address only libtorrent knew, le
     };
     assert.is(infoHash(torrent), infoHash(String(listening.torrent)));
 
-    // libtorrent's upload is capped so our first peer is still downloading when its ut_pex comes.
     const lt = await startLibtorrent(clients, {
       name: 'libtorrent',
       torrent,
       save: space.path('lt'),
       connect: [owner.port],
       pex: true,
-      uploadLimitBytesPerSecond: 200_000,
+      uploadLimitBytesPerSecond: UPLOAD_LIMIT,
     });
     const hidden = await startLibtorrent(clients, {
       name: 'libtorrent (known to libtorrent only)',
@@ -58,9 +67,21 @@ test('our peer told only of libtorrent dials an address only libtorrent knew, le
       save: space.path('lt2'),
       connect: [lt.port],
     });
-    const why = (): string => `${clients.tails()}\n(workspace ${space.dir})`;
-    // libtorrent drops the owner once it holds everything (a seed keeps no seed), so what it keeps
-    // is the hidden session, which its capped upload keeps downloading for the whole test.
+    const metLines = (): string =>
+      lt.client.events
+        .filter((line) => line.event === 'met')
+        .map((line) => JSON.stringify(line))
+        .join('\n');
+    const ours: SwarmProcess[] = [];
+    const ourLines = (): string =>
+      ours
+        .map((peer, index) => {
+          const activity = peer.lines.filter((line) => line.event === 'activity').slice(-20);
+          return `--- our peer ${index + 1}:\n${activity.map((line) => line.line).join('\n')}`;
+        })
+        .join('\n');
+    const why = (): string =>
+      `${clients.tails()}\n--- libtorrent met:\n${metLines()}\n${ourLines()}\n(workspace ${space.dir})`;
     await within(
       DEADLINE_MS,
       'the hidden session connected to libtorrent',
@@ -68,34 +89,44 @@ test('our peer told only of libtorrent dials an address only libtorrent knew, le
       why,
     );
 
+    // Peer 2 first, so it is connected to peer 1 when peer 1's first ut_pex goes to libtorrent.
+    const second = space.spawn(['peer', '--torrent', torrent, '--no-pex', ...space.peerArgs('2')]);
+    const port = async (peer: SwarmProcess, name: string): Promise<number> =>
+      Number(
+        (
+          await within(
+            DEADLINE_MS,
+            `${name} listening`,
+            peer.waitFor((line) => line.event === 'listening'),
+            why,
+          )
+        ).port,
+      );
+    const secondPort = await port(second, 'our peer 2');
     const first = space.spawn([
       'peer',
       '--torrent',
       torrent,
-      '--connect',
-      `127.0.0.1:${lt.port}`,
+      ...['--connect', `127.0.0.1:${lt.port}`, '--connect', `127.0.0.1:${secondPort}`],
       ...space.peerArgs('1'),
     ]);
-    const firstPort = Number(
-      (
-        await within(
-          DEADLINE_MS,
-          'our peer 1 listening',
-          first.waitFor((line) => line.event === 'listening'),
-          why,
-        )
-      ).port,
-    );
-    const second = space.spawn([
-      'peer',
-      '--torrent',
-      torrent,
-      '--connect',
-      `127.0.0.1:${firstPort}`,
-      ...space.peerArgs('2'),
-    ]);
-    const ours: SwarmProcess[] = [first, second];
+    await port(first, 'our peer 1');
+    ours.push(first, second);
 
+    // libtorrent dials our peer 2, whose address it had only from our peer 1's ut_pex.
+    const met = await within(
+      DEADLINE_MS,
+      'libtorrent connects to our peer 2',
+      lt.client.waitFor(
+        (line) =>
+          line.event === 'met' && line.address === `127.0.0.1:${secondPort}` && line.outgoing === true,
+      ),
+      why,
+    );
+    assert.ok(
+      met.pex === true && String(met.id).includes('peer2'),
+      `libtorrent learned our peer 2 by PEX: ${JSON.stringify(met)}`,
+    );
     // Our first peer dials the hidden session, whose address only libtorrent had.
     await within(
       DEADLINE_MS,
@@ -113,6 +144,11 @@ test('our peer told only of libtorrent dials an address only libtorrent knew, le
       );
       assert.is(done.fileSha256, expected);
     }
+    // Peer 2 never heard libtorrent's address: it dialled no one, libtorrent dialled it.
+    assert.equal(
+      second.lines.filter((line) => line.event === 'activity' && / \(outbound\)$/.test(String(line.line))),
+      [],
+    );
   });
 });
 

@@ -90,6 +90,8 @@ export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--dow
                        60); without it, a stalled peer says what it waits for every 10 s. With
                        a magnet link it also bounds the metadata fetch
   --retries N          how often to retry an unreachable owner (default 6)
+  --no-pex             no peer exchange (BEP 11 ut_pex): neither tell peers whom we are connected
+                       to nor hear whom they are
   --log                on a terminal too, every activity line instead of the status line
   --json               one JSON object per line; --quiet: errors only`;
 

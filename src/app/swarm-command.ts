@@ -49,6 +49,7 @@ const peerFlags = {
   ...stringFlags('owner', 'torrent', 'download-from', 'id', 'topology', 'degree', 'picker', 'phases'),
   ...stringFlags('give-up-after', 'retries'),
   'exit-when-done': { type: 'boolean' },
+  'no-pex': { type: 'boolean' },
 } as const;
 
 const getFlags = {
@@ -191,6 +192,7 @@ async function peer(args: string[]): Promise<number> {
     output,
     clockOriginMs: parseClockOrigin(values['clock-origin']),
     log: values.log === true,
+    peerExchange: values['no-pex'] !== true,
   });
 }
 
