@@ -35,12 +35,18 @@ Downloads or seeds one torrent and prints one JSON object per line on stdout:
   {"event": "status", "progress": .., "peers": ..}  once a second
   {"event": "complete", "uploaded": ..}             every piece downloaded and hash-checked
   {"event": "seeding"}                              --seed: the data was checked and is served
+  {"event": "met", "address": A, ...}               --pex: a peer connected (handshake done), once
   {"event": "alert", "message": ...}                peer and tracker errors, for diagnosis
 It exits by itself after --max-seconds (exit code 3 if the download did not finish), so a test
 that forgets it cannot leave it running for ever.
 
 DHT, local service discovery, UPnP, NAT-PMP, PEX and uTP are off; only TCP to the addresses given
-with --connect (and whatever the torrent's tracker returns). Until it is connected to as many peers
+with --connect (and whatever the torrent's tracker returns). --pex turns peer exchange (ut_pex) on,
+and every peer the session completes a handshake with is reported once per address and direction,
+however briefly it stays ("met": address, peer id, whether we dialled it, and how we learned the
+address: "source" is peer_info.source, "pex" whether it has the ut_pex bit), the connections being
+looked at every 50 ms; --upload-limit caps the upload in bytes per second, to peers on the local
+network (loopback included) too, which libtorrent otherwise leaves unlimited. Until it is connected to as many peers
 as --connect names, it dials the ones it has no outgoing connection to once a second, so peers
 started together find each other whichever listens first.
 """
@@ -76,6 +82,26 @@ def make_torrent(data_path, piece_size, out_path, announce):
     emit(event="torrent", path=out_path, pieces=creator.num_pieces())
 
 
+def report_met(handle, met):
+    """Emits a "met" line for each connected peer not reported yet (by address and direction)."""
+    for info in handle.get_peer_info():
+        if info.flags & (info.connecting | info.handshake):
+            continue
+        address = "%s:%d" % (info.ip[0], info.ip[1])
+        outgoing = bool(info.flags & info.local_connection)
+        if (address, outgoing) in met:
+            continue
+        met.add((address, outgoing))
+        emit(
+            event="met",
+            address=address,
+            id=info.pid.to_bytes().decode("latin-1"),
+            outgoing=outgoing,
+            source=int(info.source),
+            pex=bool(info.source & lt.peer_info.pex),
+        )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--torrent", help="the .torrent file")
@@ -89,6 +115,8 @@ def main():
     parser.add_argument("--announce", default="")
     parser.add_argument("--max-seconds", type=float, default=50.0)
     parser.add_argument("--exit-when-done", action="store_true")
+    parser.add_argument("--pex", action="store_true", help="peer exchange (ut_pex) on")
+    parser.add_argument("--upload-limit", type=int, default=0, help="bytes per second (0: none)")
     args = parser.parse_args()
 
     if args.make_torrent:
@@ -111,8 +139,14 @@ def main():
         | lt.alert.category_t.tracker_notification
         | lt.alert.category_t.status_notification,
         "user_agent": "swarm-interop libtorrent/" + lt.__version__,
+        "upload_rate_limit": args.upload_limit,
     }
     session = lt.session(settings)
+    if args.upload_limit > 0:
+        # Local peers are in their own peer class, which the global limit does not cover.
+        local = session.get_peer_class(lt.session.local_peer_class_id)
+        local["upload_limit"] = args.upload_limit
+        session.set_peer_class(lt.session.local_peer_class_id, local)
 
     if args.magnet:
         params = lt.parse_magnet_uri(args.magnet)
@@ -120,9 +154,10 @@ def main():
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(args.torrent)
     params.save_path = args.save
-    params.flags = (
-        lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
-    ) & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
+    off = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+    if not args.pex:
+        off |= lt.torrent_flags.disable_pex
+    params.flags = off & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused
     handle = session.add_torrent(params)
 
     deadline = time.monotonic() + args.max_seconds
@@ -131,6 +166,7 @@ def main():
     emit(event="listening", port=session.listen_port())
 
     peers = [host_port(text) for text in args.connect]
+    met = set()
     finished = False
     announced_seeding = False
     last_status = 0.0
@@ -146,6 +182,8 @@ def main():
         if status.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
             time.sleep(0.05)
             continue
+        if args.pex:
+            report_met(handle, met)
         now = time.monotonic()
         # Dial the given peers, and once a second again those we have no outgoing connection to,
         # while we have no connection at all or are still downloading with fewer connections than

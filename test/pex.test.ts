@@ -5,10 +5,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeBencode } from '../src/engine/bencode.ts';
-import { encodeHandshake, encodeMessage, WireDecoder } from '../src/engine/codec.ts';
+import {
+  encodeHandshake,
+  encodeMessage,
+  MAX_EXTENDED_PAYLOAD_BYTES,
+  WireDecoder,
+} from '../src/engine/codec.ts';
 import type { Effect, Engine } from '../src/engine/engine.ts';
 import { encodeExtensionHandshake, OUR_UT_PEX_ID, parseExtensionHandshake } from '../src/engine/extension.ts';
 import {
+  MAX_PEX_PAYLOAD_BYTES,
   MAX_PEX_RECEIVED_ENTRIES,
   MIN_PEX_RECEIVE_INTERVAL_MS,
   PEX_INTERVAL_MS,
@@ -20,6 +26,7 @@ import {
   encodePexMessage,
   PEX_FLAG_REACHABLE,
   parsePexMessage,
+  screenPexAdded,
 } from '../src/engine/pex.ts';
 import { Harness, makeFile } from './support/pair.ts';
 
@@ -89,6 +96,50 @@ test('ut_pex codec: lies are typed errors; duplicates are dropped', () => {
   twice.set(ipv4Entries(1), 6);
   const parsed = parsePexMessage(pexDict({ added: twice }));
   assert.ok(parsed.ok && parsed.value.added.length === 1);
+});
+
+test('ut_pex codec, the hostile cases of issue #19: oversized, truncated, self-address, 10,000 entries', () => {
+  const valid = encodePexMessage({
+    added: [
+      { address: '10.0.0.2:6881', flags: PEX_FLAG_REACHABLE },
+      { address: '2001:db8::7:51413', flags: 0x02 },
+    ],
+    dropped: ['10.0.0.3:80', '2001:db8::9:80'],
+  });
+  assert.ok(parsePexMessage(valid).ok);
+  // Oversized: a payload over MAX_PEX_PAYLOAD_BYTES, whatever fills it; over 64 KiB the wire
+  // decoder refuses the frame from its length prefix, before reading the payload.
+  assert.is(errorCode(pexDict({ 'added.f': new Uint8Array(MAX_PEX_PAYLOAD_BYTES) })), 'pex-oversized');
+  assert.is(errorCode(pexDict({ junk: new Uint8Array(MAX_PEX_PAYLOAD_BYTES) })), 'pex-oversized');
+  const decoder = new WireDecoder(FILE.options.geometry);
+  const peerId = new Uint8Array(20);
+  assert.ok(decoder.push(encodeHandshake({ reserved: BEP10, infoHash: FILE.options.infoHash, peerId })).ok);
+  const length = 2 + MAX_EXTENDED_PAYLOAD_BYTES + 1;
+  const header = Uint8Array.of(length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  const refused = decoder.push(Uint8Array.from([...header, 20, OUR_UT_PEX_ID]));
+  assert.is(refused.ok ? undefined : refused.error.code, 'frame-too-large');
+  // Truncated: every proper prefix of a valid message, and entries cut short.
+  for (let cut = 0; cut < valid.length; cut++) {
+    assert.is(errorCode(valid.subarray(0, cut)), 'bad-pex-message', `cut at ${cut} of ${valid.length}`);
+  }
+  assert.is(errorCode(pexDict({ added: ipv4Entries(3).subarray(0, 17) })), 'bad-pex-length');
+  // Self-address: the entry naming us is refused, typed; the others are kept.
+  const own = new Set(['10.0.0.1:7000']);
+  const parsed = parsePexMessage(
+    pexDict({ added: Uint8Array.from([10, 0, 0, 1, 0x1b, 0x58, 10, 0, 0, 2, 0x1b, 0x58]) }),
+  );
+  assert.ok(parsed.ok);
+  if (!parsed.ok) return;
+  const screened = screenPexAdded(parsed.value, own, new Set());
+  assert.equal(screened.fresh, ['10.0.0.2:7000']);
+  assert.equal(
+    screened.refused.map((error) => error.code),
+    ['pex-self-address'],
+  );
+  // 10,000 entries, IPv4 or IPv6, added or dropped.
+  assert.is(errorCode(pexDict({ added: ipv4Entries(10_000) })), 'pex-too-many-entries');
+  assert.is(errorCode(pexDict({ dropped: ipv4Entries(10_000) })), 'pex-too-many-entries');
+  assert.is(errorCode(pexDict({ added6: new Uint8Array(10_000 * 18).fill(1) })), 'pex-too-many-entries');
 });
 
 // ---- engine -------------------------------------------------------------------------------------
@@ -191,6 +242,8 @@ test('hostile ut_pex: each lie closes that one connection with a typed error; th
     ['bad-pex-length', pexDict({ added: new Uint8Array(13) })],
     ['bad-pex-length', pexDict({ added6: new Uint8Array(20) })],
     ['pex-too-many-entries', pexDict({ added: ipv4Entries(10_000) })],
+    ['pex-oversized', pexDict({ junk: new Uint8Array(MAX_PEX_PAYLOAD_BYTES) })],
+    ['bad-pex-message', pexDict({ added: ipv4Entries(2) }).subarray(0, 10)],
     ['pex-bad-address', pexDict({ added: ipv4Entries(1, 0) })],
   ];
   for (const [index, [code, payload]] of lies.entries()) {
@@ -201,7 +254,8 @@ test('hostile ut_pex: each lie closes that one connection with a typed error; th
   const flood = rawRemote(node.engine, 'in:flood', '10.9.1.1:5000', 1);
   assert.is(closeCode(flood(10, pexDict({ added: ipv4Entries(1) }))), undefined);
   assert.is(closeCode(flood(10 + MIN_PEX_RECEIVE_INTERVAL_MS - 1, pexDict({}))), 'pex-flood');
-  // Our own address and duplicates are ignored, not held against the sender; an owner dials nobody.
+  // Our own address is refused (pex-self-address) and duplicates dropped, neither held against the
+  // sender; an owner dials nobody.
   const honest = rawRemote(node.engine, 'in:honest', '10.9.2.1:5000', 40_000);
   const own = compactAddress('10.0.0.1:1') as Uint8Array;
   const effects = honest(40_000, pexDict({ added: Uint8Array.from([...own, ...own]) }));

@@ -54,6 +54,39 @@ test('unknown fields and duplicate ids are refused', () => {
   assert.ok(issues.some((issue) => issue.startsWith('$.peers[3].id: duplicate')));
 });
 
+test('discovery fields: one-live-peer needs a mesh or full topology, no tracker needs it everywhere', () => {
+  const ring = structuredClone(ring6);
+  ring.peers[1].knows = 'one-live-peer';
+  assert.ok(
+    issuesOf(ring).some((issue) => issue.startsWith('$.peers[1].knows: a peer that knows one live peer')),
+  );
+  const absent = { ...structuredClone(ring6), topology: { kind: 'full' }, tracker: 'absent' };
+  absent.peers[0].knows = 'one-live-peer';
+  const issues = issuesOf(absent);
+  assert.ok(issues.some((issue) => issue.startsWith('$.peers[1].knows: with no tracker')));
+  assert.not.ok(issues.some((issue) => issue.startsWith('$.peers[0].knows')));
+  assert.ok(
+    issuesOf({ ...structuredClone(ring6), tracker: 'gone' }).some((issue) => issue.startsWith('$.tracker')),
+  );
+  const pex = structuredClone(ring6);
+  pex.policies.peerExchange = 'yes';
+  assert.ok(issuesOf(pex).some((issue) => issue.startsWith('$.policies.peerExchange')));
+  const group = {
+    ...structuredClone(ring6),
+    peerGroups: [{ count: 2, uploadBytesPerSecond: 1, downloadBytesPerSecond: 1, knows: 'someone' }],
+  };
+  assert.ok(issuesOf(group).some((issue) => issue.startsWith('$.peerGroups[0].knows')));
+});
+
+test('new behaviour is off unless asked: no peer exchange, a tracker that stays, peers told by it', () => {
+  const result = parseScenario(ring6);
+  assert.ok(result.ok);
+  if (!result.ok) return;
+  assert.is(result.scenario.policies.peerExchange, false);
+  assert.is(result.scenario.tracker, 'stays');
+  assert.ok(planPeers(result.scenario).every((peer) => peer.knows === 'tracker'));
+});
+
 test('ring neighbours default to the next peer; groups expand with distinct ids', () => {
   const scenario = parseScenario({
     seed: 1,

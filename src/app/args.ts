@@ -92,6 +92,8 @@ export const PEER_USAGE = `usage: swarm peer --owner HOST:PORT [--port P] [--dow
   --retries N          how often to retry an unreachable owner (default 6)
   --start-on-signal    listen at once, but dial and announce only once the process gets SIGUSR2,
                        so a script can start many peers and let them begin together (the lab does)
+  --no-pex             no peer exchange (BEP 11 ut_pex): neither tell peers whom we are connected
+                       to nor hear whom they are
   --log                on a terminal too, every activity line instead of the status line
   --json               one JSON object per line; --quiet: errors only`;
 

@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz -- [--runs N] [--seed S]`: runs the simulator's scenario fuzzer (src/sim/fuzz.ts).
+ * `npm run fuzz -- [--runs N] [--seed S] [--family F]`: runs the simulator's scenario fuzzer (src/sim/fuzz.ts).
  * A failure is shrunk by fast-check, written to `fuzz-failures/`, and printed with the one command
  * that replays it. The seed defaults to 1, so a plain run is reproducible too.
  */
@@ -7,19 +7,26 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
-import { check, type FuzzFailure, fuzzScenarioArbitrary } from '../sim/fuzz.ts';
+import { check, FUZZ_FAMILIES, type FuzzFailure } from '../sim/fuzz.ts';
 import type { ScenarioInput } from '../sim/scenario.ts';
-import { parseCount } from './args.ts';
+import { parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
 
-const USAGE = `usage: npm run fuzz -- [--runs N] [--seed S]
+const USAGE = `usage: npm run fuzz -- [--runs N] [--seed S] [--family F]
 
-Runs N random scenarios (default 200) from seed S (default 1, from 0 to 2147483647) in the simulator.`;
+Runs N random scenarios (default 200) from seed S (default 1, from 0 to 2147483647) in the simulator.
+Families: faults (default: random topologies, policies and faults), owner-gone (the owner and its
+tracker leave, later peers know one live peer and find the rest by peer exchange).`;
 
 function main(argv: string[]): number {
   const { values } = parseArgs({
     args: argv,
-    options: { runs: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      runs: { type: 'string' },
+      seed: { type: 'string' },
+      family: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help === true) {
     process.stdout.write(`${USAGE}\n`);
@@ -27,16 +34,23 @@ function main(argv: string[]): number {
   }
   const runs = parseCount(values.runs, '--runs', 200, 1, 1_000_000);
   const seed = parseCount(values.seed, '--seed', 1, 0, 2 ** 31 - 1);
+  const family = values.family ?? 'faults';
+  if (!Object.hasOwn(FUZZ_FAMILIES, family)) {
+    throw new UsageFailure(
+      `--family must be one of ${Object.keys(FUZZ_FAMILIES).join(', ')}, not "${family}"`,
+    );
+  }
+  const arbitrary = FUZZ_FAMILIES[family as keyof typeof FUZZ_FAMILIES];
   let last: FuzzFailure | undefined;
   const outcome = fc.check(
-    fc.property(fuzzScenarioArbitrary, (input) => {
+    fc.property(arbitrary, (input) => {
       last = check(input);
       return last === undefined;
     }),
     { numRuns: runs, seed },
   );
   if (!outcome.failed) {
-    process.stdout.write(`fuzz: ${outcome.numRuns} scenarios passed (seed ${seed})\n`);
+    process.stdout.write(`fuzz: ${outcome.numRuns} ${family} scenarios passed (seed ${seed})\n`);
     return 0;
   }
   // fast-check re-ran the shrunk counterexample last; `last` is its failure.
@@ -50,7 +64,7 @@ function main(argv: string[]): number {
       `fuzz: ${failure?.message ?? String(outcome.errorInstance)}\n` +
       `fuzz: scenario written to ${file}\n` +
       `replay: npm run sim -- ${file}\n` +
-      `rerun the search: npm run fuzz -- --runs ${runs} --seed ${seed}\n`,
+      `rerun the search: npm run fuzz -- --runs ${runs} --seed ${seed} --family ${family}\n`,
   );
   return 1;
 }

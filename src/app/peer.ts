@@ -56,6 +56,8 @@ export interface PeerOptions {
   readonly log?: boolean;
   /** `swarm get`: where the verified file goes (never over an existing file). */
   readonly deliverTo?: string;
+  /** Peer exchange (BEP 11, `ut_pex`); on unless `--no-pex`. */
+  readonly peerExchange?: boolean;
 }
 
 /** A quiet spell this long gets a status line saying what the peer waits for. */
@@ -154,7 +156,7 @@ class PeerProcess {
       topology: options.topology,
       picker: options.picker,
       phases: options.phases,
-      peerExchange: true,
+      peerExchange: options.peerExchange !== false,
       ...infoDictionary(torrent.bytes),
     });
     this.driver = new SocketDriver({

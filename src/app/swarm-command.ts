@@ -50,6 +50,7 @@ const peerFlags = {
   ...stringFlags('give-up-after', 'retries'),
   'exit-when-done': { type: 'boolean' },
   'start-on-signal': { type: 'boolean' },
+  'no-pex': { type: 'boolean' },
 } as const;
 
 const getFlags = {
@@ -193,6 +194,7 @@ async function peer(args: string[]): Promise<number> {
     clockOriginMs: parseClockOrigin(values['clock-origin']),
     startOnSignal: values['start-on-signal'] === true,
     log: values.log === true,
+    peerExchange: values['no-pex'] !== true,
   });
 }
 

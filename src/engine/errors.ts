@@ -26,6 +26,13 @@ export type WireErrorCode =
   | 'pex-too-many-entries'
   /** An entry no one can be reached at (port 0). */
   | 'pex-bad-address'
+  /** A `ut_pex` payload over `MAX_PEX_PAYLOAD_BYTES`. */
+  | 'pex-oversized'
+  /**
+   * An added entry naming our own address: that entry is refused (never dialled), the connection
+   * kept, since an honest peer may know us under an address we listen on.
+   */
+  | 'pex-self-address'
   /** `ut_pex` messages closer together than `MIN_PEX_RECEIVE_INTERVAL_MS`. */
   | 'pex-flood';
 

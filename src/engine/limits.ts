@@ -132,6 +132,12 @@ export const MAX_PEX_SENT_ENTRIES = 50;
  */
 export const MAX_PEX_RECEIVED_ENTRIES = 100;
 /**
+ * The largest `ut_pex` payload we read: a little over the largest honest one (every list at
+ * `MAX_PEX_RECEIVED_ENTRIES`, IPv6 ones included, with flags: about 5 KB). More closes the connection
+ * before the payload is decoded.
+ */
+export const MAX_PEX_PAYLOAD_BYTES = 8192;
+/**
  * The closest two `ut_pex` messages from one peer may come. Half of BEP 11's minute, so an honest
  * peer's timer jitter is never mistaken for a flood.
  */

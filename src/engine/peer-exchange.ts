@@ -24,6 +24,7 @@ import {
   PEX_FLAG_REACHABLE,
   PEX_FLAG_SEED,
   parsePexMessage,
+  screenPexAdded,
   splitAddress,
   UT_PEX,
 } from './pex.ts';
@@ -125,13 +126,13 @@ export class PeerExchange {
     state.lastReceivedAtMs = nowMs;
     const parsed = parsePexMessage(payload);
     if (!parsed.ok) return parsed;
-    const skip = new Set(this.own);
+    const known = new Set<string>();
     for (const other of this.rooms.connections.values()) {
       const address = this.listenAddress(other);
-      if (address !== undefined) skip.add(address);
+      if (address !== undefined) known.add(address);
     }
-    // Our own address and those we are connected to already are ignored, not held against the sender.
-    const fresh = parsed.value.added.map((entry) => entry.address).filter((address) => !skip.has(address));
+    // Our own addresses are refused and those we are connected to skipped; neither closes the sender.
+    const { fresh } = screenPexAdded(parsed.value, this.own, known);
     this.rooms.addressBook.learnExchanged(fresh);
     this.rooms.addressBook.dialDue();
     return { ok: true, replies: [] };

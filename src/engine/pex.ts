@@ -4,13 +4,14 @@
  * message, as compact entries: 6 bytes for IPv4 (`added`, `dropped`), 18 for IPv6 (`added6`,
  * `dropped6`), each an address and a big-endian port.
  *
- * Pure and hostile-input safe: a message that lies about its own shape (lengths that are not whole
- * entries, more entries than a peer may send, port 0) is a `WireError`; duplicates are dropped.
+ * Pure and hostile-input safe: a message that lies about its own shape (truncated, lengths that are
+ * not whole entries, more entries than a peer may send, port 0, over `MAX_PEX_PAYLOAD_BYTES`) is a
+ * `WireError`; duplicates are dropped; an entry naming us is refused by `screenPexAdded`.
  * Addresses are our usual `host:port` text, IPv6 hosts unbracketed, as the drivers dial them.
  */
 import { type BencodeDictionary, type BencodeValue, decodeBencode, encodeBencode } from './bencode.ts';
 import { type WireError, type WireErrorCode, wireError } from './errors.ts';
-import { MAX_PEX_RECEIVED_ENTRIES } from './limits.ts';
+import { MAX_PEX_PAYLOAD_BYTES, MAX_PEX_RECEIVED_ENTRIES } from './limits.ts';
 
 /** The name of peer exchange in the extension handshake's `m` dictionary. */
 export const UT_PEX = 'ut_pex';
@@ -242,6 +243,12 @@ export function parsePexMessage(payload: Uint8Array): PexParse {
     if (!Array.isArray(entries)) return entries;
     lists.push(entries);
   }
+  // After the lists, so that one too long is named for what it is; anything else this big is junk.
+  if (payload.length > MAX_PEX_PAYLOAD_BYTES)
+    return fail(
+      'pex-oversized',
+      `ut_pex message of ${payload.length} bytes (at most ${MAX_PEX_PAYLOAD_BYTES})`,
+    );
   const [added4, added6, dropped4, dropped6] = lists as [
     Uint8Array[],
     Uint8Array[],
@@ -264,4 +271,29 @@ export function parsePexMessage(payload: Uint8Array): PexParse {
     ok: true,
     value: { added: [...added].map(([address, flags]) => ({ address, flags })), dropped: [...dropped] },
   };
+}
+
+/** A parsed message's added addresses, split into those to learn and those refused. */
+export interface ScreenedPex {
+  readonly fresh: readonly string[];
+  readonly refused: readonly WireError[];
+}
+
+/**
+ * The added addresses of `message` worth learning: each naming us (`own`) is refused with a typed
+ * `pex-self-address`, and those in `known` (peers we are connected to) are left out silently.
+ */
+export function screenPexAdded(
+  message: PexMessage,
+  own: ReadonlySet<string>,
+  known: ReadonlySet<string>,
+): ScreenedPex {
+  const fresh: string[] = [];
+  const refused: WireError[] = [];
+  for (const { address } of message.added) {
+    if (own.has(address))
+      refused.push(wireError('pex-self-address', `ut_pex names our own address ${address}`));
+    else if (!known.has(address)) fresh.push(address);
+  }
+  return { fresh, refused };
 }

@@ -44,6 +44,7 @@ export function withField(base: Scenario, field: Field, value: string): Scenario
         idPrefix: 'p',
         joinAtMs: 0,
         joinSpreadMs: 0,
+        knows: 'tracker' as const,
       };
       raw.peers = [];
       raw.peerGroups = [{ ...template, count: number }];

@@ -3,12 +3,14 @@
  * (on a new port for a move), the owner leaving, partitions, slow uplinks, lying peers and full
  * disks; then the heal that ends the faulty phase.
  */
+
+import { listenPortOf } from './discovery.ts';
 import type { EventQueue } from './event-queue.ts';
 import { faultEndMs } from './faults.ts';
 import type { Network } from './network.ts';
 import type { Fault } from './scenario.ts';
 import type { SimEvent } from './sim-event.ts';
-import { FIRST_PORT, type SimNode } from './sim-node.ts';
+import type { SimNode } from './sim-node.ts';
 
 /** How long the owner waits before it checks again whether it may leave yet. */
 const OWNER_LEAVE_RETRY_US = 100_000;
@@ -29,6 +31,8 @@ export interface FaultHost {
   forget(node: SimNode): void;
   /** True once every chunk is on a live, honest peer: the owner may leave. */
   everyChunkOnALivePeer(): boolean;
+  /** Whether the owner's tracker still tells moved and restarted nodes whom to dial. */
+  trackerUp(): boolean;
 }
 
 export class FaultInjector {
@@ -100,6 +104,7 @@ export class FaultInjector {
     if (move) this.move(node);
     if (!node.joined) return;
     this.host.startEngine(node);
+    if (!this.host.trackerUp()) return;
     // Neighbours that finished dial nobody, so the restarted node reaches out (a tracker's peer list).
     const inbound = node.dialledBy.map((id) => ({
       address: this.node(id).address,
@@ -140,11 +145,12 @@ export class FaultInjector {
     this.host.network.resetNode(node.id, 'connection reset', true);
   }
 
-  /** A new port; every node that knows the old address learns the new one. */
+  /** A new port; while the tracker is up, every node that knows the old address learns the new one. */
   private move(node: SimNode): void {
     const old = node.address;
     node.moves++;
-    node.address = `${node.id}:${FIRST_PORT + node.moves}`;
+    node.address = `${node.host}:${listenPortOf(node)}`;
+    if (!this.host.trackerUp()) return;
     for (const other of this.host.nodes.values()) {
       const entry = other.peers.find((peer) => peer.address === old);
       if (entry === undefined) continue;

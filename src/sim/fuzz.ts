@@ -132,3 +132,76 @@ export function check(input: ScenarioInput): FuzzFailure | undefined {
     message: `${result.failure.kind} at ${result.failure.atMs} ms: ${result.failure.message}`,
   };
 }
+
+/**
+ * Issue #19's family: the owner leaves once the swarm holds every chunk (its tracker with it, or no
+ * tracker at all), peers join at random times, and the later ones know one live peer only; peer
+ * exchange must lead each to the rest. No other faults, so every peer can and must finish. Peers
+ * told by the tracker join before the owner may leave (a tracker gone before they come tells them
+ * nothing), and there are at least two, so each has a mesh neighbour: one that knew only the owner
+ * would be stranded if the owner left before its first `ut_pex` got through (fuzz seed 1, run 301).
+ */
+const EARLY_JOIN_MS = 1_000;
+
+export const ownerGoneArbitrary: fc.Arbitrary<ScenarioInput> = fc
+  .record({
+    early: fc.integer({ min: 2, max: 4 }),
+    late: fc.integer({ min: 1, max: 4 }),
+    chunks: fc.integer({ min: 5, max: 16 }),
+    chunkSizeBytes: fc.integer({ min: 1_000, max: 20_000 }),
+    seed: fc.integer({ min: 0, max: 2 ** 31 }),
+    absent: fc.boolean(),
+  })
+  .chain((base) => {
+    const peer = (id: string, maxJoinMs: number, knows: 'tracker' | 'one-live-peer') =>
+      fc.record({
+        id: fc.constant(id),
+        uploadBytesPerSecond: capacity,
+        downloadBytesPerSecond: capacity,
+        latencyMs: fc.integer({ min: 0, max: 80 }),
+        joinAtMs: fc.integer({ min: 0, max: maxJoinMs }),
+        knows: fc.constant(knows),
+      });
+    const early = NAMES.slice(0, base.early).map((id) =>
+      peer(id, EARLY_JOIN_MS, base.absent ? 'one-live-peer' : 'tracker'),
+    );
+    const late = NAMES.slice(base.early, base.early + base.late).map((id) =>
+      peer(id, 5_000, 'one-live-peer'),
+    );
+    return fc.record({
+      name: fc.constant('fuzz-owner-gone'),
+      seed: fc.constant(base.seed),
+      file: fc.constant({
+        sizeBytes: base.chunks * base.chunkSizeBytes,
+        chunkSizeBytes: base.chunkSizeBytes,
+      }),
+      topology: fc.oneof(
+        fc.record({ kind: fc.constant('mesh' as const), degree: fc.integer({ min: 1, max: 4 }) }),
+        fc.record({ kind: fc.constant('full' as const) }),
+      ),
+      policies: fc.record({
+        picker: fc.constantFrom('random' as const, 'rarest-first' as const),
+        phases: fc.constantFrom('two-phase' as const, 'overlapped' as const),
+        ownerAdvertising: fc.constantFrom('all' as const, 'shares' as const),
+        peerExchange: fc.constant(true),
+      }),
+      tracker: fc.constant(base.absent ? ('absent' as const) : ('leaves-with-owner' as const)),
+      owner: fc.record({
+        uploadBytesPerSecond: capacity,
+        downloadBytesPerSecond: capacity,
+        latencyMs: fc.integer({ min: 0, max: 80 }),
+      }),
+      peers: fc.tuple(...early, ...late),
+      faults: fc.tuple(
+        fc.record({
+          kind: fc.constant('owner-leave' as const),
+          atMs: fc.integer({ min: EARLY_JOIN_MS, max: 3_000 }),
+        }),
+      ),
+      invariants: fc.constant('full' as const),
+      livenessBoundMs: fc.constant(120_000),
+    });
+  });
+
+/** The fuzzer's scenario families, by the name `npm run fuzz -- --family` takes. */
+export const FUZZ_FAMILIES = { faults: fuzzScenarioArbitrary, 'owner-gone': ownerGoneArbitrary } as const;

@@ -9,8 +9,14 @@ import type { Random } from '../engine/random.ts';
 import type { EventQueue } from './event-queue.ts';
 import { type LinkOptions, Links, type Segment, type Stream } from './links.ts';
 
+/** Ephemeral ports (RFC 6335) for connections from a node with an IP address. */
+const EPHEMERAL_FIRST_PORT = 49152;
+const EPHEMERAL_PORTS = 16384;
+
 export interface NetworkNode {
   readonly id: string;
+  /** The host part of the node's addresses: its id, unless the run gives nodes IP addresses (PEX). */
+  readonly host?: string;
   uploadBytesPerSecond: number;
   downloadBytesPerSecond: number;
   latencyMs: number;
@@ -67,6 +73,8 @@ export interface NetworkOptions extends LinkOptions {
 
 export class Network {
   private readonly nodes = new Map<string, NetworkNode>();
+  /** Host part of an address -> node id. */
+  private readonly hosts = new Map<string, string>();
   private readonly queue: EventQueue<NetworkEvent | { kind: string }>;
   private readonly listeners = new Map<string, string>(); // address -> node
   private readonly connections = new Map<number, Connection>();
@@ -91,6 +99,7 @@ export class Network {
 
   addNode(node: NetworkNode): void {
     this.nodes.set(node.id, node);
+    this.hosts.set(node.host ?? node.id, node.id);
     this.links.addNode(node.id);
   }
 
@@ -120,12 +129,12 @@ export class Network {
   }
 
   /**
-   * Dials `address` (`<node>:<port>` in the simulator). Whether anything listens there is decided
-   * when the SYN arrives, so a node that starts listening meanwhile is reached.
+   * Dials `address` (`<host>:<port>`, the host a node id or the IP a run gave the node). Whether
+   * anything listens there is decided when the SYN arrives, so a node that starts listening
+   * meanwhile is reached.
    */
   connect(node: string, endpoint: string, address: string): void {
-    const host = address.slice(0, address.lastIndexOf(':'));
-    const target = this.nodes.has(host) ? host : undefined;
+    const target = this.hosts.get(address.slice(0, address.lastIndexOf(':')));
     const linkId = this.nextLinkId++;
     const connection: Connection = {
       id: linkId,
@@ -149,6 +158,16 @@ export class Network {
       address,
       linkId,
     });
+  }
+
+  /**
+   * The address an accepted connection comes from. A node named by its id shows the link id as its
+   * port; one with an IP address shows a valid ephemeral port, as a peer exchange needs a real one.
+   */
+  private remoteAddress(connection: Connection): string {
+    const host = this.nodes.get(connection.clientNode)?.host;
+    if (host === undefined) return `${connection.clientNode}:${connection.id}`;
+    return `${host}:${EPHEMERAL_FIRST_PORT + (connection.id % EPHEMERAL_PORTS)}`;
   }
 
   handle(event: NetworkEvent): void {
@@ -202,7 +221,7 @@ export class Network {
       this.listener.accepted(
         connection.serverNode,
         connection.serverEndpoint,
-        `${connection.clientNode}:${linkId}`,
+        this.remoteAddress(connection),
       );
     }
     this.queue.push(this.now() + back, { kind: 'syn-ack', linkId, ok });

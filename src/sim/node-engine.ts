@@ -46,6 +46,7 @@ export function engineOptionsFor(node: SimNode, random: Random, run: EngineRun):
     ownerAdvertising: policies.ownerAdvertising,
     ownerShareChunks:
       policies.ownerShareChunks ?? Math.ceil(geometry.pieceCount / Math.max(1, run.peerCount)),
+    ...(policies.peerExchange ? { peerExchange: true } : {}),
     ...(node.role === 'owner' && policies.ownerUploadSlots !== undefined
       ? { uploadSlots: policies.ownerUploadSlots }
       : {}),

@@ -21,6 +21,13 @@ const capacities = {
   latencyMs: milliseconds.default(20),
 };
 
+/**
+ * Whom a peer knows when it joins: what the owner's tracker says (its topology neighbours and the
+ * owner), or one live peer drawn at random when it joins (the owner only while no peer is live), as
+ * `swarm peer --connect` against any one peer; it finds the rest by peer exchange.
+ */
+const knows = z.enum(['tracker', 'one-live-peer']).default('tracker');
+
 const ownerSchema = z.strictObject({ id: nodeId.default('owner'), ...capacities });
 
 const peerSchema = z.strictObject({
@@ -29,6 +36,7 @@ const peerSchema = z.strictObject({
   /** Ring only: the peer this one downloads from. By default, the next peer in the list. */
   downloadFrom: nodeId.optional(),
   joinAtMs: milliseconds.default(0),
+  knows,
 });
 
 const peerGroupSchema = z.strictObject({
@@ -41,6 +49,7 @@ const peerGroupSchema = z.strictObject({
   joinAtMs: milliseconds.default(0),
   /** Peers of the group join spread evenly over this many milliseconds after joinAtMs. */
   joinSpreadMs: milliseconds.default(0),
+  knows,
 });
 
 const faultSchema = z.discriminatedUnion('kind', [
@@ -140,6 +149,11 @@ export const scenarioSchema = z
          * turn behind the others; deep ones suit few or uneven senders (the README has the numbers).
          */
         requestQueueMs: z.number().int().min(10).max(10_000).optional(),
+        /**
+         * BEP 11 peer exchange between every engine; nodes then have IP addresses (10.x.y.z), since
+         * `ut_pex` carries only those. Off by default, so older scenarios run as before.
+         */
+        peerExchange: z.boolean().default(false),
       })
       .prefault({}),
     network: z
@@ -157,6 +171,12 @@ export const scenarioSchema = z
     owner: ownerSchema,
     peers: z.array(peerSchema).max(MAX_PEERS).default([]),
     peerGroups: z.array(peerGroupSchema).max(100).default([]),
+    /**
+     * The owner's tracker: `stays` (it tells every joiner, moved node and restarted node whom to
+     * dial, even after the owner left), `leaves-with-owner` (once the owner has left, nobody is told
+     * anything by it) or `absent` (no tracker: every peer must know one live peer).
+     */
+    tracker: z.enum(['stays', 'leaves-with-owner', 'absent']).default('stays'),
     maxSimulatedMs: milliseconds.default(3_600_000),
     faults: z.array(faultSchema).max(1000).default([]),
     /** Faults drawn from the run's seed, on top of `faults`: `count` of them within `windowMs`. */
@@ -232,12 +252,46 @@ export const scenarioSchema = z
         });
       }
     });
+    checkDiscovery(scenario as Scenario, context);
     if (scenario.topology.kind === 'mesh' && scenario.topology.degree === undefined) {
       context.addIssue({ code: 'custom', path: ['topology', 'degree'], message: 'a mesh needs a degree' });
     }
   });
 
 export type Scenario = z.output<typeof scenarioSchema>;
+
+/**
+ * A peer that knows one live peer must be able to download from any peer it meets (mesh or full);
+ * without a tracker, every peer must know one.
+ */
+function checkDiscovery(scenario: Scenario, context: z.RefinementCtx): void {
+  const lists = [
+    ['peers', scenario.peers],
+    ['peerGroups', scenario.peerGroups],
+  ] as const;
+  for (const [list, entries] of lists) {
+    entries.forEach((entry, index) => {
+      if (
+        entry.knows === 'one-live-peer' &&
+        scenario.topology.kind !== 'mesh' &&
+        scenario.topology.kind !== 'full'
+      ) {
+        context.addIssue({
+          code: 'custom',
+          path: [list, index, 'knows'],
+          message: `a peer that knows one live peer needs a mesh or full topology, not ${scenario.topology.kind}`,
+        });
+      }
+      if (entry.knows === 'tracker' && scenario.tracker === 'absent') {
+        context.addIssue({
+          code: 'custom',
+          path: [list, index, 'knows'],
+          message: 'with no tracker ("tracker": "absent") every peer must know "one-live-peer"',
+        });
+      }
+    });
+  }
+}
 export type ScenarioInput = z.input<typeof scenarioSchema>;
 
 export interface ScenarioIssue {
@@ -282,6 +336,7 @@ export interface PeerPlan {
   readonly latencyMs: number;
   readonly joinAtMs: number;
   readonly downloadFrom: string | undefined;
+  readonly knows: 'tracker' | 'one-live-peer';
 }
 
 /** The scenario's peers, groups expanded, ring neighbours filled in (each downloads from the next). */
@@ -302,6 +357,7 @@ export function planPeers(scenario: Scenario): PeerPlan[] {
         latencyMs: group.latencyMs,
         joinAtMs: group.joinAtMs + spread,
         downloadFrom: undefined,
+        knows: group.knows,
       });
     }
   }

@@ -13,6 +13,8 @@ export const FIRST_PORT = 6881;
 export interface SimNode {
   readonly id: string;
   readonly role: 'owner' | 'peer';
+  /** The host part of its addresses: its id, or an IP when the run speaks peer exchange. */
+  readonly host: string;
   address: string;
   /** Down after a crash, until it restarts; `left` for good (the owner leaving). */
   crashed: boolean;
@@ -49,13 +51,15 @@ export function createSimNode(
   plan: PeerPlan | undefined,
   uploadBytesPerSecond: number,
   file: FileChunks,
+  host: string = id,
 ): SimNode {
   const disk = new MemoryDisk(file);
   if (role === 'owner') disk.fillWithFile();
   return {
     id,
     role,
-    address: `${id}:${FIRST_PORT}`,
+    host,
+    address: `${host}:${FIRST_PORT}`,
     plan,
     crashed: false,
     left: false,
@@ -76,6 +80,19 @@ export function createSimNode(
     readsInFlight: 0,
     totals: { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0 },
   };
+}
+
+/**
+ * The bytes a node puts on the wire for `connection`. A piece message's 13-byte header goes alone,
+ * so the send after it is the block, which a lying node corrupts (its first byte flipped).
+ */
+export function wireBytes(node: SimNode, connection: string, bytes: Uint8Array): Uint8Array {
+  const isBlock = node.blockNext.delete(connection);
+  if (bytes.length === 13 && bytes[4] === 7) node.blockNext.add(connection);
+  if (!isBlock || !node.corrupt || bytes.length === 0) return bytes;
+  const corrupted = bytes.slice();
+  corrupted[0] = (corrupted[0] as number) ^ 0xff;
+  return corrupted;
 }
 
 /**

@@ -10,6 +10,7 @@ import { createTorrent } from '../engine/metainfo.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
 import { sha1 } from '../platform/sha1.ts';
 import { ActivityTrace } from './activity-trace.ts';
+import { Discovery, listenPortOf, nodeHost } from './discovery.ts';
 import { EventQueue } from './event-queue.ts';
 import { FaultInjector } from './fault-injection.ts';
 import { describeFault, healTimeMs, planFaults } from './faults.ts';
@@ -24,7 +25,7 @@ import {
   finishedWithWrongFile,
   firstWaitingPeer,
 } from './sim-invariants.ts';
-import { createSimNode, localEndpoint, networkEndpoint, type SimNode } from './sim-node.ts';
+import { createSimNode, localEndpoint, networkEndpoint, type SimNode, wireBytes } from './sim-node.ts';
 import { PROGRESS_EVERY_EVENTS, type SimOptions } from './sim-options.ts';
 import { fileSha256Of, lowerBoundMs, peerReport, type SimFailure, type SimResult } from './sim-result.ts';
 import { wireTopology } from './topology-wiring.ts';
@@ -61,6 +62,7 @@ export class Simulator {
   private failure: SimFailure | undefined;
   private readonly faults: Fault[];
   private readonly faultInjector: FaultInjector;
+  private readonly discovery: Discovery;
   private readonly healAtMs: number;
   private readonly watch: WireWatch | undefined;
   readonly seed: number;
@@ -102,7 +104,7 @@ export class Simulator {
     this.healAtMs = healTimeMs(scenario, this.faults);
     this.faultInjector = new FaultInjector(this.faultHost());
     this.watch = scenario.invariants === 'full' ? new WireWatch(this.geometry) : undefined;
-    this.build();
+    this.discovery = this.build();
     for (const [index, fault] of this.faults.entries())
       this.queue.push(fault.atMs * 1000, { kind: 'fault', index });
     if (this.faults.length > 0) this.queue.push(this.healAtMs * 1000, { kind: 'heal' });
@@ -147,6 +149,7 @@ export class Simulator {
       drain: (node) => this.drain(node),
       forget: (node) => this.touched.delete(node),
       everyChunkOnALivePeer: () => everyChunkOnALivePeer(this.peerNodes, this.geometry.pieceCount),
+      trackerUp: () => this.discovery.trackerUp(),
     };
   }
 
@@ -162,7 +165,8 @@ export class Simulator {
     return node.engine;
   }
 
-  private build(): void {
+  /** The nodes, who knows whom at the start (peers that know one live peer learn it at their join). */
+  private build(): Discovery {
     const { scenario } = this;
     const plans = planPeers(scenario);
     const owner = this.addNode(scenario.owner.id, 'owner', undefined, scenario.owner);
@@ -171,9 +175,12 @@ export class Simulator {
       this.peerNodes.push(this.addNode(plan.id, 'peer', plan, plan));
       this.peerIds.push(plan.id);
     }
-    wireTopology(scenario.topology, plans, owner, (id) => this.nodes.get(id) as SimNode, topologyRandom);
+    const told = plans.filter((plan) => plan.knows === 'tracker');
+    wireTopology(scenario.topology, told, owner, (id) => this.nodes.get(id) as SimNode, topologyRandom);
+    const discovery = new Discovery(scenario, this.seed, owner, this.peerNodes);
     this.startEngine(owner);
     for (const plan of plans) this.queue.push(plan.joinAtMs * 1000, { kind: 'join', node: plan.id });
+    return discovery;
   }
 
   private addNode(
@@ -182,9 +189,10 @@ export class Simulator {
     plan: SimNode['plan'],
     capacities: { uploadBytesPerSecond: number; downloadBytesPerSecond: number; latencyMs: number },
   ): SimNode {
-    const node = createSimNode(id, role, plan, capacities.uploadBytesPerSecond, this.file);
+    const host = nodeHost(this.scenario, this.nodes.size, id);
+    const node = createSimNode(id, role, plan, capacities.uploadBytesPerSecond, this.file, host);
     this.nodes.set(id, node);
-    this.network.addNode({ id, ...capacities });
+    this.network.addNode({ id, ...(host === id ? {} : { host }), ...capacities });
     return node;
   }
 
@@ -201,6 +209,8 @@ export class Simulator {
       }),
     );
     this.network.listen(node.address, node.id);
+    if (this.scenario.policies.peerExchange)
+      node.engine.handleListening(this.nowMs(), listenPortOf(node), [node.address]);
     if (node.peers.length > 0) node.engine.handlePeers(this.nowMs(), node.peers);
     this.drain(node);
   }
@@ -231,13 +241,7 @@ export class Simulator {
         this.network.connect(node.id, networkEndpoint(node, effect.connection), effect.address);
         return;
       case 'send': {
-        let bytes = effect.bytes;
-        const isBlock = node.blockNext.delete(effect.connection);
-        if (bytes.length === 13 && bytes[4] === 7) node.blockNext.add(effect.connection);
-        if (isBlock && node.corrupt && bytes.length > 0) {
-          bytes = bytes.slice();
-          bytes[0] = (bytes[0] as number) ^ 0xff;
-        }
+        const bytes = wireBytes(node, effect.connection, effect.bytes);
         if (this.watch !== undefined) {
           const link = this.network.linkOf(node.id, networkEndpoint(node, effect.connection));
           const broken =
@@ -315,6 +319,7 @@ export class Simulator {
       case 'join': {
         const node = this.nodes.get(event.node) as SimNode;
         node.joined = true;
+        this.discovery.joining(node);
         if (!node.crashed) this.startEngine(node);
         return;
       }

@@ -162,6 +162,10 @@ export interface LibtorrentOptions {
   readonly makeTorrentOf?: string;
   readonly pieceSize?: number;
   readonly maxSeconds?: number;
+  /** Peer exchange (ut_pex) on, and the connected peers named in each status line. */
+  readonly pex?: boolean;
+  /** Upload cap in bytes per second. */
+  readonly uploadLimitBytesPerSecond?: number;
 }
 
 /** Starts the libtorrent driver; resolves once its session listens. */
@@ -182,6 +186,10 @@ export async function startLibtorrent(
   if (options.magnet !== undefined) args.push('--magnet', options.magnet);
   for (const port of options.connect ?? []) args.push('--connect', `127.0.0.1:${port}`);
   if (options.seed === true) args.push('--seed');
+  if (options.pex === true) args.push('--pex');
+  if (options.uploadLimitBytesPerSecond !== undefined) {
+    args.push('--upload-limit', String(options.uploadLimitBytesPerSecond));
+  }
   if (options.makeTorrentOf !== undefined) {
     args.push('--make-torrent', options.makeTorrentOf, '--piece-size', String(options.pieceSize ?? 262144));
   }
