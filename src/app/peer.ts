@@ -377,7 +377,11 @@ class PeerProcess {
   private async combineAndReport(): Promise<void> {
     let combined: { sha256: string; path: string };
     try {
-      combined = await this.store.combine();
+      // The summary names every chunk by the time we say we are complete (it may lag by 100 ms).
+      [combined] = await Promise.all([
+        this.store.combine(),
+        this.store.flushSummary().catch(() => undefined),
+      ]);
       if (this.options.deliverTo !== undefined) {
         await deliverFile(combined.path, this.options.deliverTo);
         combined = { ...combined, path: this.options.deliverTo };
