@@ -15,6 +15,7 @@ import { STATE_DIR } from '../src/app/lab-state.ts';
 
 const LAB = ['--import', 'tsx', 'src/app/lab-command.ts'];
 const MOVE3 = 'test/fixtures/lab-move3.json';
+const PARTITION3 = 'test/fixtures/lab-partition3.json';
 const IS_ROOT = process.getuid?.() === 0;
 
 /** Namespaces and links whose names begin with the run's id, as `ip` lists them. */
@@ -127,6 +128,29 @@ test('a peer moves: every copy verified, its two addresses, the new one announce
   assert.ok(moved?.announcedAddresses.includes(moved.addresses[1] as string), 'told the tracker');
   assert.equal(leftBehind(result.pid as number), []);
   assert.not.ok(existsSync(join(STATE_DIR, `${runIdOf(result.pid as number)}.json`)), 'state file removed');
+});
+
+test('a partition and a crash on real hosts: the cut-off peer finishes after the heal, the crashed one restarts', () => {
+  const result = lab([PARTITION3, '--json']);
+  if (!IS_ROOT) {
+    assert.is(result.status, 2);
+    return;
+  }
+  assert.is(result.status, 0, result.stderr);
+  const report = JSON.parse(result.stdout) as {
+    fileSha256: string;
+    peers: { id: string; complete: boolean; fileSha256: string; completedAtMs: number; restarts: number }[];
+  };
+  for (const peer of report.peers) {
+    assert.ok(peer.complete, peer.id);
+    assert.is(peer.fileSha256, report.fileSha256, peer.id);
+  }
+  const byId = new Map(report.peers.map((peer) => [peer.id, peer]));
+  // p3's links are down from 200 ms to 3000 ms: 1.5 MiB at 2 MB/s cannot all arrive before that
+  // (without the partition it is done in about 1.2 s, on a loaded machine).
+  assert.ok((byId.get('p3')?.completedAtMs ?? 0) >= 3000, `p3 done at ${byId.get('p3')?.completedAtMs} ms`);
+  assert.is(byId.get('p1')?.restarts, 1, 'p1 was killed and started again');
+  assert.equal(leftBehind(result.pid as number), []);
 });
 
 test('SIGTERM mid-run: the lab tears everything down and says so in one line', async () => {
