@@ -42,8 +42,8 @@ import { formatSummary, readSummaryFile, SUMMARY_FILE_NAME } from './summary-fil
 export const SUMMARY_DELAY_MS = 100;
 /** Open read handles kept for `readBlock` by default (least recently used is closed first). */
 export const DEFAULT_READ_HANDLE_CACHE_SIZE = 64;
-/** Bytes of whole chunks `readBlock` keeps in memory by default: 80 chunks of 100 KiB. */
-export const DEFAULT_READ_CACHE_BYTES = 8 * 1024 * 1024;
+/** Bytes of whole chunks `readBlock` keeps in memory by default: 40 chunks of 100 KiB. */
+export const DEFAULT_READ_CACHE_BYTES = 4 * 1024 * 1024;
 /** Chunk files hashed at once by `open()`: each holds one chunk-sized buffer. */
 const VERIFY_CONCURRENCY = 4;
 
@@ -68,7 +68,7 @@ export interface ChunkStoreOptions {
   readonly sync?: boolean;
   /** How many chunk files `readBlock` keeps open (default 64). */
   readonly readHandleCacheSize?: number;
-  /** Bytes of whole chunks `readBlock` keeps in memory (default 8 MiB). */
+  /** Bytes of whole chunks `readBlock` keeps in memory (default 4 MiB). */
   readonly readCacheBytes?: number;
   /** Test seam: replaces individual file-system calls. */
   readonly fs?: Partial<StoreFs>;
