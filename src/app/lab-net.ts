@@ -76,7 +76,7 @@ export function namesOf(plan: LabPlan): LabNames {
   const nodes = [plan.owner, ...plan.peers];
   return {
     namespaces: nodes.map((node) => node.namespace),
-    links: [plan.bridge, ...nodes.map((node) => node.hostLink)],
+    links: [plan.bridge, plan.islandBridge, ...nodes.map((node) => node.hostLink)],
   };
 }
 
@@ -163,7 +163,25 @@ export async function resetConnections(node: LabNode): Promise<void> {
   await run('ip', ['netns', 'exec', node.namespace, 'ss', '-K', '-t', 'state', 'established']);
 }
 
-/** A partition: the nodes' links to the bridge down (or up again at the heal). */
-export async function setLinks(nodes: readonly LabNode[], state: 'up' | 'down'): Promise<void> {
-  for (const node of nodes) await ip('link', 'set', node.hostLink, state);
+/**
+ * A partition, as the simulator has it: the nodes' links move to a bridge of their own, where they
+ * still reach each other but nobody else; at the heal they move back and that bridge goes. (One
+ * island at a time: nodes of two overlapping partitions share it.)
+ */
+export async function setIsland(
+  plan: LabPlan,
+  nodes: readonly LabNode[],
+  partitioned: boolean,
+): Promise<void> {
+  const island = plan.islandBridge;
+  if (partitioned && !(await listLinks()).includes(island)) {
+    await ip('link', 'add', island, 'type', 'bridge');
+    await ip('link', 'set', island, 'up');
+  }
+  for (const node of nodes)
+    await ip('link', 'set', node.hostLink, 'master', partitioned ? island : plan.bridge);
+  if (!partitioned) {
+    const stillThere = (await ip('-o', 'link', 'show', 'master', island).catch(() => '')).trim();
+    if (stillThere === '') await ip('link', 'del', island).catch(() => undefined);
+  }
 }

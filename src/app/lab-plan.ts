@@ -43,8 +43,8 @@ export type LabAction =
   | { readonly kind: 'kill'; readonly node: string }
   | { readonly kind: 'restart'; readonly node: string }
   | { readonly kind: 'owner-leave' }
-  | { readonly kind: 'links-down'; readonly nodes: readonly string[] }
-  | { readonly kind: 'links-up'; readonly nodes: readonly string[] }
+  | { readonly kind: 'partition'; readonly nodes: readonly string[] }
+  | { readonly kind: 'heal'; readonly nodes: readonly string[] }
   | { readonly kind: 'reset'; readonly node: string };
 
 export interface TimedAction {
@@ -55,6 +55,8 @@ export interface TimedAction {
 export interface LabPlan {
   readonly runId: string;
   readonly bridge: string;
+  /** Where partitioned nodes' links go: they reach each other there, and nobody else. */
+  readonly islandBridge: string;
   readonly block: number;
   readonly owner: LabNode;
   readonly peers: readonly LabNode[];
@@ -184,6 +186,7 @@ export function planLab(scenario: Scenario, runId: string, block: number): LabPl
   return {
     runId,
     bridge: `${runId}br`,
+    islandBridge: `${runId}bi`,
     block,
     owner: ownerNode,
     peers,
@@ -222,10 +225,10 @@ function timeline(scenario: Scenario, nodes: readonly LabNode[]): TimedAction[] 
         actions.push({ atMs: at, action: { kind: 'owner-leave' } });
         break;
       case 'partition':
-        actions.push({ atMs: at, action: { kind: 'links-down', nodes: fault.nodes } });
+        actions.push({ atMs: at, action: { kind: 'partition', nodes: fault.nodes } });
         actions.push({
           atMs: at + (fault.healAfterMs ?? 0),
-          action: { kind: 'links-up', nodes: fault.nodes },
+          action: { kind: 'heal', nodes: fault.nodes },
         });
         break;
       case 'reset':

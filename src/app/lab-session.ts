@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Scenario } from '../sim/scenario.ts';
 import { RunFailure } from './command.ts';
-import { addAddress, dropAddress, resetConnections, setLinks } from './lab-net.ts';
+import { addAddress, dropAddress, resetConnections, setIsland } from './lab-net.ts';
 import { LAB_PORT, type LabAction, type LabNode, type LabPlan } from './lab-plan.ts';
 import { type EventLine, killProcess, type SwarmProcess, spawnSwarm, stopProcess } from './processes.ts';
 
@@ -180,11 +180,12 @@ export class LabSession {
       }
       case 'owner-leave':
         return this.ownerLeaves();
-      case 'links-down':
-      case 'links-up':
-        return setLinks(
+      case 'partition':
+      case 'heal':
+        return setIsland(
+          this.plan,
           action.nodes.map((id) => this.node(id)),
-          action.kind === 'links-down' ? 'down' : 'up',
+          action.kind === 'partition',
         );
       case 'reset':
         return resetConnections(this.node(action.node));
