@@ -73,7 +73,7 @@ const SIMULATOR_ONLY: Readonly<Record<string, string>> = {
   invariants: 'the invariant checkers watch simulated nodes only',
   testing: 'test switches for the simulator’s checkers',
 };
-const POLICIES_ALLOWED = new Set(['picker', 'phases', 'ownerAdvertising', 'endgame']);
+const POLICIES_ALLOWED = new Set(['picker', 'phases', 'ownerAdvertising', 'endgame', 'peerExchange']);
 const LAB_FAULTS = new Set(['move', 'owner-leave', 'crash', 'partition', 'reset']);
 
 /**

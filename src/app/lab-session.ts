@@ -329,6 +329,8 @@ export class LabSession {
       policies.picker,
       '--phases',
       policies.phases,
+      // As in the simulator, peer exchange only where the scenario asks for it.
+      ...(policies.peerExchange ? [] : ['--no-pex']),
       ...(node.downloadFrom === undefined ? [] : ['--download-from', at(node.downloadFrom)]),
       '--clock-origin',
       String(this.origin),
