@@ -24,7 +24,14 @@ import {
   finishedWithWrongFile,
   firstWaitingPeer,
 } from './sim-invariants.ts';
-import { createSimNode, localEndpoint, networkEndpoint, type SimNode } from './sim-node.ts';
+import {
+  createSimNode,
+  localEndpoint,
+  networkEndpoint,
+  type SimNode,
+  sendStream,
+  streamSink,
+} from './sim-node.ts';
 import { PROGRESS_EVERY_EVENTS, type SimOptions } from './sim-options.ts';
 import { fileSha256Of, lowerBoundMs, peerReport, type SimFailure, type SimResult } from './sim-result.ts';
 import { wireTopology } from './topology-wiring.ts';
@@ -123,9 +130,12 @@ export class Simulator {
         const local = this.localEndpoint(node, endpoint);
         if (local !== undefined) this.touch(node)?.handleConnected(this.nowMs(), local);
       },
-      data: (node, endpoint, bytes) => {
-        const local = this.localEndpoint(node, endpoint);
-        if (local !== undefined) this.touch(node)?.handleData(this.nowMs(), local, bytes);
+      data: (stream, bytes) => {
+        const sink = streamSink(stream, this.nodes);
+        const engine = sink?.node.engine;
+        if (sink?.local === undefined || engine === undefined) return;
+        this.touched.add(sink.node);
+        engine.handleData(this.nowMs(), sink.local, bytes);
       },
       closed: (node, endpoint, reason) => {
         const local = this.localEndpoint(node, endpoint);
@@ -244,7 +254,8 @@ export class Simulator {
             link === undefined ? undefined : this.watch.sent(link.id, link.client, bytes, this.nowMs());
           if (broken !== undefined) this.fail('invariant', `${node.id}: ${broken}`);
         }
-        this.network.send(node.id, networkEndpoint(node, effect.connection), bytes);
+        const stream = sendStream(node, effect.connection, this.network);
+        if (stream !== undefined) this.network.sendOn(stream, bytes);
         return;
       }
       case 'close':
