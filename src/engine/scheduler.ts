@@ -5,7 +5,7 @@
  * two peers at once.
  */
 import type { Availability } from './availability.ts';
-import type { Bitfield } from './bitfield.ts';
+import { type Bitfield, findOffered } from './bitfield.ts';
 import { BlockState, type ChunkAssembly, type ChunkDownload } from './chunk-assembly.ts';
 import { type Connection, type ConnectionId, canRequest } from './connection.ts';
 import type { DownloadPolicy } from './download-policy.ts';
@@ -196,8 +196,12 @@ export class Scheduler {
         if (eligible(index)) return index;
       }
     }
+    // Only what the peer holds, we lack and the owner does not hand us can be eligible.
     const candidates: number[] = [];
-    for (let i = 0; i < count; i++) if (eligible(i)) candidates.push(i);
+    findOffered(conn.remoteHave, have, owner?.remoteHave, (i) => {
+      if (eligible(i)) candidates.push(i);
+      return false;
+    });
     return pickChunk(settings.picker, candidates, availability.holders, random);
   }
 
