@@ -107,16 +107,8 @@ export class Engine {
    * returns the first broken one, for the simulator's checker.
    */
   checkInvariants(deep = false): string | undefined {
-    return brokenInvariant(
-      {
-        limits: this.limits,
-        have: this.have,
-        connections: this.connections,
-        downloading: this.rooms.assembly.downloads.keys(),
-        readsInFlight: this.rooms.serving.readsInFlight,
-      },
-      deep,
-    );
+    const { limits, have, connections, rooms } = this;
+    return brokenInvariant({ limits, have, connections, rooms }, deep);
   }
 
   // ---- inputs --------------------------------------------------------------------------------

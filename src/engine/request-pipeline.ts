@@ -12,6 +12,7 @@ import {
   type OutstandingRequest,
 } from './connection.ts';
 import type { Clock, Outbox } from './effects.ts';
+import type { GrowthWatch } from './invariants.ts';
 import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
 import type { EngineSettings } from './options.ts';
 
@@ -27,6 +28,7 @@ export class RequestPipeline {
     private readonly connections: ReadonlyMap<ConnectionId, Connection>,
     private readonly assembly: ChunkAssembly,
     private readonly outbox: Outbox,
+    private readonly growth: GrowthWatch,
   ) {}
 
   /** How many requests to keep in flight to `conn`: enough for `requestQueueMs` at its rate. */
@@ -51,6 +53,7 @@ export class RequestPipeline {
       length,
       sentAtMs: this.clock.nowMs,
     });
+    this.growth.grew(conn);
     if (!download.requestLoggedTo.has(conn.id)) {
       download.requestLoggedTo.add(conn.id);
       this.outbox.activity({ kind: 'request-sent', chunk: download.index, to: conn.label });

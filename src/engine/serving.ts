@@ -10,6 +10,7 @@ import { encodePieceHeader } from './codec.ts';
 import { blockKey, type Connection, type ConnectionId, type QueuedRequest } from './connection.ts';
 import type { Outbox } from './effects.ts';
 import type { CloseReason } from './errors.ts';
+import type { GrowthWatch } from './invariants.ts';
 import { MAX_COPIES_COUNTED, MAX_SERVING_CHUNKS_PER_PEER } from './limits.ts';
 import type { BlockAddress } from './messages.ts';
 import type { EngineSettings } from './options.ts';
@@ -56,6 +57,7 @@ export class Serving {
     private readonly stats: ServingStats,
     private readonly close: (conn: Connection, reason: CloseReason) => void,
     private readonly handsOutShares: boolean,
+    private readonly growth: GrowthWatch,
   ) {
     this.copiesSent = new Uint16Array(settings.role === 'owner' ? settings.geometry.pieceCount : 0);
   }
@@ -84,6 +86,7 @@ export class Serving {
     }
     const { index, begin, length } = request;
     conn.queued.push({ index, begin, length, sequence: this.nextRequestSequence++ });
+    this.growth.grew(conn);
     this.serveQueued();
   }
 
@@ -121,6 +124,7 @@ export class Serving {
       const key = blockKey(request.index, request.begin);
       if (conn.readsInFlight.has(key)) continue;
       conn.readsInFlight.set(key, request);
+      this.growth.grew(conn);
       this.readsInFlightCount++;
       if (this.handsOutShares && request.begin === 0) this.countCopy(request.index);
       this.outbox.push({
