@@ -20,19 +20,25 @@ export class GrowthWatch {
     if (this.tracking) this.grown.add(conn);
   }
 
-  /** The connections to check: every one at the first check (and deep ones), else those that grew. */
-  take(all: ReadonlyMap<string, Connection>, everyOne: boolean): Iterable<Connection> {
-    const first = !this.tracking;
+  /**
+   * The first broken limit among the connections to check: every one at the first check (and when
+   * `everyOne`), else those that grew and are still open (a closed one is not in a full scan either).
+   */
+  firstBroken(
+    all: ReadonlyMap<string, Connection>,
+    everyOne: boolean,
+    broken: (conn: Connection) => string | undefined,
+  ): string | undefined {
+    const scanAll = everyOne || !this.tracking;
     this.tracking = true;
-    if (first || everyOne) {
-      this.grown.clear();
-      return all.values();
+    let found: string | undefined;
+    for (const conn of scanAll ? all.values() : this.grown) {
+      if (!scanAll && all.get(conn.id) !== conn) continue;
+      found = broken(conn);
+      if (found !== undefined) break;
     }
-    if (this.grown.size === 0) return NONE;
-    const grown = [...this.grown];
     this.grown.clear();
-    // A connection closed since it grew is no longer checked, as in a full scan.
-    return grown.filter((conn) => all.get(conn.id) === conn);
+    return found;
   }
 }
 
@@ -43,14 +49,13 @@ export interface InvariantRooms extends Pick<SharedRecords, 'have' | 'connection
 }
 
 const EMPTY_BITS = new Uint8Array(0);
-const NONE: readonly Connection[] = [];
 
 /** The first broken invariant, or undefined; with `deep`, also per connection and per chunk. */
 export function brokenInvariant(rooms: InvariantRooms, deep: boolean): string | undefined {
-  for (const connection of rooms.rooms.growth.take(rooms.connections, deep)) {
-    const broken = brokenConnectionInvariant(rooms, connection, deep);
-    if (broken !== undefined) return broken;
-  }
+  const broken = rooms.rooms.growth.firstBroken(rooms.connections, deep, (connection) =>
+    brokenConnectionInvariant(rooms, connection, deep),
+  );
+  if (broken !== undefined) return broken;
   if (rooms.rooms.serving.readsInFlight > rooms.limits.maxReadsInFlight)
     return 'block reads in flight over the limit';
   for (const index of rooms.rooms.assembly.downloads.keys()) {

@@ -37,6 +37,10 @@ export function compareUploads(a: UploadCandidate, b: UploadCandidate): number {
   return a.copies - b.copies || a.held - b.held || a.sequence - b.sequence;
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const newCandidate = (): Mutable<UploadCandidate> => ({ continues: false, copies: 0, held: 0, sequence: 0 });
+
 export interface ServingStats {
   bytesUp: number;
 }
@@ -47,6 +51,8 @@ export class Serving {
   private nextRequestSequence = 0;
   /** Owner only: how many times it has begun sending each chunk (super-seeding sends each once first). */
   private readonly copiesSent: Uint16Array;
+  /** Scratch records for `nextUpload`. */
+  private readonly candidates = [newCandidate(), newCandidate()] as const;
 
   constructor(
     private readonly settings: EngineSettings,
@@ -185,30 +191,33 @@ export class Serving {
 
   /** The connection whose oldest request is read next (see `compareUploads`). */
   private nextUpload(): Connection | undefined {
+    // Two records filled in turn, not one per connection: the owner compares hundreds per read.
     let best: Connection | undefined;
-    let bestCandidate: UploadCandidate | undefined;
+    let bestCandidate = this.candidates[0];
+    let trial = this.candidates[1];
     for (const conn of this.connections.values()) {
-      const candidate = this.candidate(conn);
-      if (candidate === undefined) continue;
-      if (bestCandidate === undefined || compareUploads(candidate, bestCandidate) < 0) {
+      if (!this.fillCandidate(conn, trial)) continue;
+      if (best === undefined || compareUploads(trial, bestCandidate) < 0) {
         best = conn;
-        bestCandidate = candidate;
+        const previous = bestCandidate;
+        bestCandidate = trial;
+        trial = previous;
       }
     }
     return best;
   }
 
-  private candidate(conn: Connection): UploadCandidate | undefined {
+  /** Fills `into` from `conn`'s oldest queued request; false when it has none that may be read now. */
+  private fillCandidate(conn: Connection, into: Mutable<UploadCandidate>): boolean {
     const head = conn.queued[0];
-    if (head === undefined || conn.amChoking) return undefined;
-    if (conn.readsInFlight.size >= this.settings.limits.maxReadsInFlightPerPeer) return undefined;
+    if (head === undefined || conn.amChoking) return false;
+    if (conn.readsInFlight.size >= this.settings.limits.maxReadsInFlightPerPeer) return false;
     const continues = (conn.serving.get(head.index) ?? 0) > 0;
-    return {
-      continues,
-      copies: continues ? 0 : (this.copiesSent[head.index] ?? 0),
-      held: conn.remoteHave.count,
-      sequence: head.sequence,
-    };
+    into.continues = continues;
+    into.copies = continues ? 0 : (this.copiesSent[head.index] ?? 0);
+    into.held = conn.remoteHave.count;
+    into.sequence = head.sequence;
+    return true;
   }
 
   private sendPiece(conn: Connection, request: BlockAddress, block: Uint8Array): void {

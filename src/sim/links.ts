@@ -45,6 +45,8 @@ export interface Stream {
   /** How many segments `held` came from. */
   heldSegments: number;
   segmentsInFlight: number;
+  /** On its uplink's ready list. */
+  ready: boolean;
   dead: boolean;
   /** The listener's own note on the receiving end (what `to`/`toEndpoint` resolve to), kept for it. */
   sink: unknown;
@@ -115,6 +117,7 @@ export class Links {
       held: [],
       heldSegments: 0,
       segmentsInFlight: 0,
+      ready: false,
       dead: false,
       sink: undefined,
     };
@@ -143,7 +146,9 @@ export class Links {
   /** A crashed node's uplink forgets every stream it was serving. */
   stopUplink(node: string): void {
     const uplink = this.uplinks.get(node);
-    if (uplink !== undefined) uplink.ready.length = 0;
+    if (uplink === undefined) return;
+    for (const stream of uplink.ready) stream.ready = false;
+    uplink.ready.length = 0;
   }
 
   /** A dead stream sends nothing more: what it still had queued no longer counts against its node. */
@@ -157,17 +162,24 @@ export class Links {
 
   private makeReady(stream: Stream): void {
     const uplink = stream.uplink;
-    if (!uplink.ready.includes(stream)) uplink.ready.push(stream);
+    if (!stream.ready) {
+      stream.ready = true;
+      uplink.ready.push(stream);
+    }
     this.pumpUplink(uplink);
   }
 
   private pumpUplink(uplink: Uplink): void {
     while (!uplink.busy && uplink.ready.length > 0) {
       const stream = uplink.ready.shift() as Stream;
+      stream.ready = false;
       if (stream.dead) continue;
       const segment = this.cutSegment(stream);
       if (segment === undefined) continue;
-      if (stream.queuedBytes > 0 || (stream.finQueued && !stream.finSent)) uplink.ready.push(stream);
+      if (stream.queuedBytes > 0 || (stream.finQueued && !stream.finSent)) {
+        stream.ready = true;
+        uplink.ready.push(stream);
+      }
       const durationUs = Math.ceil((segment.lengthBytes * 1_000_000) / stream.sender.uploadBytesPerSecond);
       uplink.busy = true;
       uplink.busyUntilUs = this.now() + durationUs;
@@ -195,7 +207,8 @@ export class Links {
       const head = stream.queue[0] as Uint8Array;
       const available = head.length - stream.headOffset;
       const take = Math.min(available, remaining);
-      parts.push(head.subarray(stream.headOffset, stream.headOffset + take));
+      // A whole buffer goes as it is: a view of it would be one more object per segment.
+      parts.push(take === head.length ? head : head.subarray(stream.headOffset, stream.headOffset + take));
       remaining -= take;
       if (take === available) {
         stream.queue.shift();
