@@ -16,7 +16,7 @@ import type { Geometry } from './chunking.ts';
 import { type Connection, type ConnectionId, newConnectionRecord } from './connection.ts';
 import { type Clock, type Effect, Outbox } from './effects.ts';
 import { type CloseReason, describeCloseReason, UsageError, wireError } from './errors.ts';
-import { brokenInvariant } from './invariants.ts';
+import { brokenInvariant, type InvariantRooms } from './invariants.ts';
 import { type EngineLimits, MAX_ALLOWED_FAST_CHUNKS } from './limits.ts';
 import type { Message } from './messages.ts';
 import { checkOptions, type EngineOptions, type PeerAddress, type Role, resolveSettings } from './options.ts';
@@ -54,6 +54,8 @@ export class Engine {
   private nextOutboundId = 1;
   private stopped = false;
   private readonly rooms: Rooms;
+  /** What the invariant check reads, made once. */
+  private invariantView: InvariantRooms | undefined;
 
   constructor(options: EngineOptions) {
     checkOptions(options);
@@ -108,7 +110,8 @@ export class Engine {
    */
   checkInvariants(deep = false): string | undefined {
     const { limits, have, connections, rooms } = this;
-    return brokenInvariant({ limits, have, connections, rooms }, deep);
+    this.invariantView ??= { limits, have, connections, rooms };
+    return brokenInvariant(this.invariantView, deep);
   }
 
   // ---- inputs --------------------------------------------------------------------------------

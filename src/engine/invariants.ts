@@ -20,25 +20,20 @@ export class GrowthWatch {
     if (this.tracking) this.grown.add(conn);
   }
 
-  /**
-   * The first broken limit among the connections to check: every one at the first check (and when
-   * `everyOne`), else those that grew and are still open (a closed one is not in a full scan either).
-   */
-  firstBroken(
-    all: ReadonlyMap<string, Connection>,
-    everyOne: boolean,
-    broken: (conn: Connection) => string | undefined,
-  ): string | undefined {
-    const scanAll = everyOne || !this.tracking;
+  /** Whether this check must scan every connection: the first one, and deep ones. */
+  scanAll(deep: boolean): boolean {
+    const first = !this.tracking;
     this.tracking = true;
-    let found: string | undefined;
-    for (const conn of scanAll ? all.values() : this.grown) {
-      if (!scanAll && all.get(conn.id) !== conn) continue;
-      found = broken(conn);
-      if (found !== undefined) break;
-    }
+    return first || deep;
+  }
+
+  /** The connections that grew since the last check (cleared by `clear`). */
+  get connections(): ReadonlySet<Connection> {
+    return this.grown;
+  }
+
+  clear(): void {
     this.grown.clear();
-    return found;
   }
 }
 
@@ -52,14 +47,30 @@ const EMPTY_BITS = new Uint8Array(0);
 
 /** The first broken invariant, or undefined; with `deep`, also per connection and per chunk. */
 export function brokenInvariant(rooms: InvariantRooms, deep: boolean): string | undefined {
-  const broken = rooms.rooms.growth.firstBroken(rooms.connections, deep, (connection) =>
-    brokenConnectionInvariant(rooms, connection, deep),
-  );
+  const { growth } = rooms.rooms;
+  const broken = growth.scanAll(deep)
+    ? firstBroken(rooms, rooms.connections.values(), deep)
+    : firstBroken(rooms, growth.connections.values(), deep);
+  growth.clear();
   if (broken !== undefined) return broken;
   if (rooms.rooms.serving.readsInFlight > rooms.limits.maxReadsInFlight)
     return 'block reads in flight over the limit';
   for (const index of rooms.rooms.assembly.downloads.keys()) {
     if (rooms.have.has(index)) return `downloading chunk ${index} that is already held`;
+  }
+  return undefined;
+}
+
+/** The first broken limit among `connections` (a grown one closed since is not checked, as in a full scan). */
+function firstBroken(
+  rooms: InvariantRooms,
+  connections: Iterable<Connection>,
+  deep: boolean,
+): string | undefined {
+  for (const connection of connections) {
+    if (rooms.connections.get(connection.id) !== connection) continue;
+    const broken = brokenConnectionInvariant(rooms, connection, deep);
+    if (broken !== undefined) return broken;
   }
   return undefined;
 }
