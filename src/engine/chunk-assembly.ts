@@ -1,6 +1,11 @@
 /**
- * Chunks under way: one buffer per chunk, filled block by block from whoever sent each block, with
- * a record of who was asked for what (for endgame duplicates) and who sent what (for the smart ban).
+ * Chunks under way: each block copied as it arrives from whoever sent it, the chunk's one buffer made
+ * when its last block is in, with a record of who was asked for what (for endgame duplicates) and
+ * who sent what (for the smart ban).
+ *
+ * Blocks wait in block-sized buffers, not in a chunk-sized one: a peer has several chunks under way
+ * from its neighbours, each half there on average, so this holds half the bytes. The buffers are
+ * shared by every assembly and reused (every byte of one is overwritten before it is read).
  */
 import { chunkLength, type Geometry } from './chunking.ts';
 import type { Connection, ConnectionId } from './connection.ts';
@@ -12,11 +17,10 @@ export const BlockState = { missing: 0, requested: 1, received: 2 } as const;
 export interface ChunkDownload {
   readonly index: number;
   readonly lengthBytes: number;
-  /**
-   * The chunk's bytes, allocated when its first block arrives: a chunk asked for but not yet sent
-   * (queued behind others at its sender) holds no 100 KiB buffer meanwhile.
-   */
+  /** The chunk's bytes, put together when its last block arrives (until then, empty). */
   buffer: Uint8Array;
+  /** The blocks received so far, by block, until the chunk is put together. */
+  readonly blocks: (Uint8Array | undefined)[];
   /** Per block, a `BlockState`. */
   readonly blockState: Uint8Array;
   blocksReceived: number;
@@ -37,8 +41,11 @@ export interface ChunkDownload {
   takenOverAtMs: number;
 }
 
-/** The buffer of a chunk no block of which has arrived yet. */
+/** The buffer of a chunk not yet put together. */
 const NOT_ALLOCATED = new Uint8Array(0);
+/** Spare block buffers kept for reuse, shared by every assembly (16 MiB at most). */
+const MAXIMUM_SPARE_BLOCKS = 1024;
+const spareBlocks: Uint8Array[] = [];
 
 export class ChunkAssembly {
   /** Chunks under way, in the order they were started (the scheduler finishes them in that order). */
@@ -55,6 +62,7 @@ export class ChunkAssembly {
       index,
       lengthBytes,
       buffer: NOT_ALLOCATED,
+      blocks: [],
       blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
       blocksReceived: 0,
       contributors: new Set(),
@@ -78,6 +86,7 @@ export class ChunkAssembly {
     download.contributors.clear();
     download.requestedFrom.clear();
     download.blockSenders.length = 0;
+    releaseBlocks(download);
     download.startedBy = conn.id;
   }
 
@@ -117,16 +126,33 @@ export class ChunkAssembly {
     const others = download.requestedFrom.get(blockIndex);
     download.requestedFrom.delete(blockIndex);
     if (download.blockState[blockIndex] === BlockState.received) return undefined;
-    if (download.buffer === NOT_ALLOCATED)
-      download.buffer = this.allocateChunk?.(download.lengthBytes) ?? new Uint8Array(download.lengthBytes);
-    download.buffer.set(block, begin);
+    const saved = spareBlocks.pop() ?? new Uint8Array(BLOCK_LENGTH_BYTES);
+    saved.set(block);
+    download.blocks[blockIndex] = saved;
     download.blockState[blockIndex] = BlockState.received;
     download.blocksReceived++;
+    if (this.isComplete(download)) this.assemble(download);
     download.blockSenders[blockIndex] = conn.label;
     download.contributors.add(conn.id);
     download.lastSource = conn.label;
     download.lastSourceIsOwner = conn.isOwner;
     return others ?? new Set();
+  }
+
+  /** The last block is in: the chunk's buffer is made from its blocks, which go back for reuse. */
+  private assemble(download: ChunkDownload): void {
+    const { lengthBytes, blocks } = download;
+    const buffer = this.allocateChunk?.(lengthBytes) ?? new Uint8Array(lengthBytes);
+    for (let block = 0; block < blocks.length; block++) {
+      const begin = block * BLOCK_LENGTH_BYTES;
+      const saved = blocks[block] as Uint8Array;
+      buffer.set(
+        begin + BLOCK_LENGTH_BYTES <= lengthBytes ? saved : saved.subarray(0, lengthBytes - begin),
+        begin,
+      );
+    }
+    releaseBlocks(download);
+    download.buffer = buffer;
   }
 
   isComplete(download: ChunkDownload): boolean {
@@ -140,4 +166,12 @@ export class ChunkAssembly {
       missing += download.blockState.length - download.blocksReceived;
     return missing;
   }
+}
+
+/** The download's block buffers go back for reuse. */
+function releaseBlocks(download: ChunkDownload): void {
+  for (const saved of download.blocks) {
+    if (saved !== undefined && spareBlocks.length < MAXIMUM_SPARE_BLOCKS) spareBlocks.push(saved);
+  }
+  download.blocks.length = 0;
 }
