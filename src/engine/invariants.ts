@@ -33,7 +33,8 @@ export class GrowthWatch {
   }
 
   clear(): void {
-    this.grown.clear();
+    // Clearing an empty set still replaces its table: skipped, as most checks find nothing grown.
+    if (this.grown.size > 0) this.grown.clear();
   }
 }
 
