@@ -25,17 +25,18 @@ function setup() {
     return conn;
   };
   const growth = new GrowthWatch();
+  const assembly = { downloads: new Map(), starts: 0 };
   const rooms = {
-    assembly: { downloads: new Map() } as unknown as ChunkAssembly,
+    assembly: assembly as unknown as ChunkAssembly,
     serving: { readsInFlight: 0 } as Serving,
     growth,
   };
-  const check = () =>
-    brokenInvariant({ limits, have: new Bitfield(geometry.pieceCount), connections, rooms }, false);
+  const have = new Bitfield(geometry.pieceCount);
+  const check = () => brokenInvariant({ limits, have, connections, rooms }, false);
   const overfill = (conn: Connection) => {
     for (let i = 0; i < 3; i++) conn.queued.push({ index: 0, begin: i * 16384, length: 16384, sequence: i });
   };
-  return { connections, add, growth, check, overfill };
+  return { connections, add, growth, check, overfill, assembly, have };
 }
 
 test('the first check scans every connection, grown or not', () => {
@@ -63,6 +64,17 @@ test('a connection closed after it grew is not checked, as a full scan would not
   growth.grew(a);
   connections.delete('a');
   assert.is(check(), undefined);
+});
+
+test('a download of a held chunk is found when a chunk is started or newly held', () => {
+  const { check, assembly, have } = setup();
+  assert.is(check(), undefined);
+  assembly.downloads.set(2, {});
+  have.set(2);
+  assert.match(check() ?? '', /downloading chunk 2 that is already held/);
+  assembly.downloads.set(3, {});
+  assembly.starts++;
+  assert.match(check() ?? '', /downloading chunk 2/);
 });
 
 test.run();

@@ -50,6 +50,8 @@ const spareBlocks: Uint8Array[] = [];
 export class ChunkAssembly {
   /** Chunks under way, in the order they were started (the scheduler finishes them in that order). */
   readonly downloads = new Map<number, ChunkDownload>();
+  /** Chunks started so far (the invariant check looks at downloads again only when this moves). */
+  starts = 0;
 
   constructor(
     private readonly geometry: Geometry,
@@ -76,6 +78,7 @@ export class ChunkAssembly {
       takenOverAtMs: 0,
     };
     this.downloads.set(index, download);
+    this.starts++;
     return download;
   }
 

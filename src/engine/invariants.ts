@@ -14,6 +14,9 @@ import type { Rooms, SharedRecords } from './rooms.ts';
 export class GrowthWatch {
   private tracking = false;
   private readonly grown = new Set<Connection>();
+  /** Held chunks and chunks started at the last check of the downloads. */
+  private held = -1;
+  private starts = -1;
 
   /** `conn`'s outstanding requests, queued requests or reads in flight grew. */
   grew(conn: Connection): void {
@@ -25,6 +28,17 @@ export class GrowthWatch {
     const first = !this.tracking;
     this.tracking = true;
     return first || deep;
+  }
+
+  /**
+   * Whether a download may now be of a held chunk: only a new download or a newly held chunk (held
+   * chunks are never dropped) can make one so. Answers true once per change.
+   */
+  downloadsMoved(held: number, starts: number, deep: boolean): boolean {
+    if (!deep && held === this.held && starts === this.starts) return false;
+    this.held = held;
+    this.starts = starts;
+    return true;
   }
 
   /** The connections that grew since the last check (cleared by `clear`). */
@@ -56,7 +70,9 @@ export function brokenInvariant(rooms: InvariantRooms, deep: boolean): string | 
   if (broken !== undefined) return broken;
   if (rooms.rooms.serving.readsInFlight > rooms.limits.maxReadsInFlight)
     return 'block reads in flight over the limit';
-  for (const index of rooms.rooms.assembly.downloads.keys()) {
+  const { assembly } = rooms.rooms;
+  if (!growth.downloadsMoved(rooms.have.count, assembly.starts, deep)) return undefined;
+  for (const index of assembly.downloads.keys()) {
     if (rooms.have.has(index)) return `downloading chunk ${index} that is already held`;
   }
   return undefined;

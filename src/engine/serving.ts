@@ -51,6 +51,11 @@ export class Serving {
   private nextRequestSequence = 0;
   /** Owner only: how many times it has begun sending each chunk (super-seeding sends each once first). */
   private readonly copiesSent: Uint16Array;
+  /**
+   * Connections that may have queued requests: every one that queued one, dropped once found empty
+   * or gone. The owner of a large swarm has thousands of connections and only some waiting.
+   */
+  private readonly waiting = new Set<Connection>();
   /** Scratch records for `nextUpload`. */
   private readonly candidates = [newCandidate(), newCandidate()] as const;
 
@@ -92,6 +97,7 @@ export class Serving {
     }
     const { index, begin, length } = request;
     conn.queued.push({ index, begin, length, sequence: this.nextRequestSequence++ });
+    this.waiting.add(conn);
     this.growth.grew(conn);
     this.serveQueued();
   }
@@ -195,7 +201,12 @@ export class Serving {
     let best: Connection | undefined;
     let bestCandidate = this.candidates[0];
     let trial = this.candidates[1];
-    for (const conn of this.connections.values()) {
+    // The order of the scan does not matter: the upload order is total (sequence numbers are unique).
+    for (const conn of this.waiting) {
+      if (conn.queued.length === 0 || this.connections.get(conn.id) !== conn) {
+        this.waiting.delete(conn);
+        continue;
+      }
       if (!this.fillCandidate(conn, trial)) continue;
       if (best === undefined || compareUploads(trial, bestCandidate) < 0) {
         best = conn;
