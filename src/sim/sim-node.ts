@@ -44,6 +44,8 @@ export interface SimNode {
   /** The stream each engine connection sends on, looked up once per incarnation (see `sendStream`). */
   readonly sendStreams: Map<string, Stream>;
   sendStreamsGeneration: number;
+  /** The node's 'drained' event, one object pushed again each time (it carries nothing else). */
+  readonly drainedEvent: { readonly kind: 'drained'; readonly node: string };
 }
 
 /** A node before its engine starts: nobody known yet, an empty disk (the owner's holds the file). */
@@ -81,6 +83,7 @@ export function createSimNode(
     totals: { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0 },
     sendStreams: new Map(),
     sendStreamsGeneration: 0,
+    drainedEvent: { kind: 'drained', node: id },
   };
 }
 

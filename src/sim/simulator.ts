@@ -141,7 +141,7 @@ export class Simulator {
         const local = this.localEndpoint(node, endpoint);
         if (local !== undefined) this.touch(node)?.handleClosed(this.nowMs(), local, reason);
       },
-      drained: (node) => this.queue.push(this.nowUs, { kind: 'drained', node }),
+      drained: (node) => this.queue.push(this.nowUs, (this.nodes.get(node) as SimNode).drainedEvent),
     };
   }
 
