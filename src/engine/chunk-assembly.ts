@@ -24,6 +24,8 @@ export interface ChunkDownload {
   /** Per block, a `BlockState`. */
   readonly blockState: Uint8Array;
   blocksReceived: number;
+  /** Blocks in state `missing` (kept with every change of `blockState`, so a full chunk is skipped at once). */
+  blocksMissing: number;
   /** Peers that contributed a block, blamed together if the chunk fails verification. */
   readonly contributors: Set<ConnectionId>;
   /** Connections each block has been requested from (more than one only in endgame). */
@@ -67,6 +69,7 @@ export class ChunkAssembly {
       blocks: [],
       blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
       blocksReceived: 0,
+      blocksMissing: Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES),
       contributors: new Set(),
       requestedFrom: new Map(),
       startedBy: conn.id,
@@ -85,6 +88,7 @@ export class ChunkAssembly {
   /** Forgets every block received or asked for: the chunk starts again with `conn` as its sender. */
   reset(download: ChunkDownload, conn: Connection): void {
     download.blockState.fill(BlockState.missing);
+    download.blocksMissing = download.blockState.length;
     download.blocksReceived = 0;
     download.contributors.clear();
     download.requestedFrom.clear();
@@ -95,7 +99,7 @@ export class ChunkAssembly {
 
   /** Records that block `block` of `download` is asked of `conn`. */
   markRequested(download: ChunkDownload, block: number, conn: Connection): void {
-    download.blockState[block] = BlockState.requested;
+    setBlockState(download, block, BlockState.requested);
     let from = download.requestedFrom.get(block);
     if (from === undefined) {
       from = new Set();
@@ -112,7 +116,7 @@ export class ChunkAssembly {
     const from = download.requestedFrom.get(block);
     from?.delete(conn.id);
     if (download.blockState[block] === BlockState.requested && (from === undefined || from.size === 0))
-      download.blockState[block] = BlockState.missing;
+      setBlockState(download, block, BlockState.missing);
   }
 
   /**
@@ -132,7 +136,7 @@ export class ChunkAssembly {
     const saved = spareBlocks.pop() ?? new Uint8Array(BLOCK_LENGTH_BYTES);
     saved.set(block);
     download.blocks[blockIndex] = saved;
-    download.blockState[blockIndex] = BlockState.received;
+    setBlockState(download, blockIndex, BlockState.received);
     download.blocksReceived++;
     if (this.isComplete(download)) this.assemble(download);
     download.blockSenders[blockIndex] = conn.label;
@@ -177,4 +181,11 @@ function releaseBlocks(download: ChunkDownload): void {
     if (saved !== undefined && spareBlocks.length < MAXIMUM_SPARE_BLOCKS) spareBlocks.push(saved);
   }
   download.blocks.length = 0;
+}
+
+/** Sets a block's state, keeping the count of missing blocks. */
+function setBlockState(download: ChunkDownload, block: number, state: number): void {
+  if (download.blockState[block] === BlockState.missing) download.blocksMissing--;
+  if (state === BlockState.missing) download.blocksMissing++;
+  download.blockState[block] = state;
 }

@@ -103,9 +103,10 @@ export class RequestPipeline {
 
   /** Withdraws the requests for chunk `index` on `conn`; with `release`, others may be asked instead. */
   cancel(conn: Connection, index: number, release: boolean): void {
-    for (const [key, request] of conn.outstanding) {
+    // Values, not entries: no pair per request (the key is the request's own block key).
+    for (const request of conn.outstanding.values()) {
       if (request.index !== index) continue;
-      this.withdraw(conn, key, request);
+      this.withdraw(conn, blockKey(request.index, request.begin), request);
       if (release) this.assembly.release(conn, request);
     }
   }

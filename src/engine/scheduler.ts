@@ -96,6 +96,8 @@ export class Scheduler {
   private continueStarted(conn: Connection): BlockChoice | undefined {
     const { assembly, singleSource } = this.rooms;
     for (const download of assembly.downloads.values()) {
+      // Nothing to ask of a chunk with every block asked for (unless it may restart, below).
+      if (download.blocksMissing === 0 && !singleSource.has(download.index)) continue;
       if (this.isJustTakenFrom(download, conn)) continue;
       if (!this.mayAsk(conn, download.index)) continue;
       if (download.startedBy !== conn.id) {
