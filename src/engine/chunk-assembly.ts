@@ -3,13 +3,14 @@
  * when its last block is in, with a record of who was asked for what (for endgame duplicates) and
  * who sent what (for the smart ban).
  *
- * Blocks wait in block-sized buffers, not in a chunk-sized one: a peer has several chunks under way
- * from its neighbours, each half there on average, so this holds half the bytes. The buffers are
- * shared by every assembly and reused (every byte of one is overwritten before it is read).
+ * Blocks wait in piece bodies (piece-bodies.ts), not in a chunk-sized buffer: a peer has several
+ * chunks under way from its neighbours, each half there on average, so this holds half the bytes.
+ * A block its decoder put together from several pushes is kept in the decoder's own body, uncopied.
  */
 import { chunkLength, type Geometry } from './chunking.ts';
 import type { Connection, ConnectionId } from './connection.ts';
 import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
+import { BLOCK_OFFSET, givePieceBody, takePieceBody } from './piece-bodies.ts';
 
 /** Where each block of a chunk under way stands. */
 export const BlockState = { missing: 0, requested: 1, received: 2 } as const;
@@ -19,7 +20,7 @@ export interface ChunkDownload {
   readonly lengthBytes: number;
   /** The chunk's bytes, put together when its last block arrives (until then, empty). */
   buffer: Uint8Array;
-  /** The blocks received so far, by block, until the chunk is put together. */
+  /** The blocks received so far, by block (each in a piece body, at BLOCK_OFFSET), until the chunk is put together. */
   readonly blocks: (Uint8Array | undefined)[];
   /** Per block, a `BlockState`. */
   readonly blockState: Uint8Array;
@@ -45,9 +46,6 @@ export interface ChunkDownload {
 
 /** The buffer of a chunk not yet put together. */
 const NOT_ALLOCATED = new Uint8Array(0);
-/** Spare block buffers kept for reuse, shared by every assembly (16 MiB at most). */
-const MAXIMUM_SPARE_BLOCKS = 1024;
-const spareBlocks: Uint8Array[] = [];
 
 export class ChunkAssembly {
   /** Chunks under way, in the order they were started (the scheduler finishes them in that order). */
@@ -133,8 +131,11 @@ export class ChunkAssembly {
     const others = download.requestedFrom.get(blockIndex);
     download.requestedFrom.delete(blockIndex);
     if (download.blockState[blockIndex] === BlockState.received) return undefined;
-    const saved = spareBlocks.pop() ?? new Uint8Array(BLOCK_LENGTH_BYTES);
-    saved.set(block);
+    let saved = conn.decoder.adopt(block);
+    if (saved === null) {
+      saved = takePieceBody();
+      saved.set(block, BLOCK_OFFSET);
+    }
     download.blocks[blockIndex] = saved;
     setBlockState(download, blockIndex, BlockState.received);
     download.blocksReceived++;
@@ -152,11 +153,8 @@ export class ChunkAssembly {
     const buffer = this.allocateChunk?.(lengthBytes) ?? new Uint8Array(lengthBytes);
     for (let block = 0; block < blocks.length; block++) {
       const begin = block * BLOCK_LENGTH_BYTES;
-      const saved = blocks[block] as Uint8Array;
-      buffer.set(
-        begin + BLOCK_LENGTH_BYTES <= lengthBytes ? saved : saved.subarray(0, lengthBytes - begin),
-        begin,
-      );
+      const end = BLOCK_OFFSET + Math.min(BLOCK_LENGTH_BYTES, lengthBytes - begin);
+      buffer.set((blocks[block] as Uint8Array).subarray(BLOCK_OFFSET, end), begin);
     }
     releaseBlocks(download);
     download.buffer = buffer;
@@ -177,9 +175,7 @@ export class ChunkAssembly {
 
 /** The download's block buffers go back for reuse. */
 function releaseBlocks(download: ChunkDownload): void {
-  for (const saved of download.blocks) {
-    if (saved !== undefined && spareBlocks.length < MAXIMUM_SPARE_BLOCKS) spareBlocks.push(saved);
-  }
+  for (const saved of download.blocks) if (saved !== undefined) givePieceBody(saved);
   download.blocks.length = 0;
 }
 
