@@ -3,7 +3,7 @@
  * event queue in virtual time. One master seed decides everything; the same scenario and seed give
  * the same trace, byte for byte, on any machine.
  */
-import { type ActivityEvent, formatActivityLine, type ListSummary } from '../engine/activity.ts';
+import { type ActivityEvent, formatActivityLine } from '../engine/activity.ts';
 import type { Geometry } from '../engine/chunking.ts';
 import { type Effect, Engine } from '../engine/engine.ts';
 import { createTorrent } from '../engine/metainfo.ts';
@@ -19,10 +19,10 @@ import { engineOptionsFor } from './node-engine.ts';
 import { type Fault, planPeers, type Scenario } from './scenario.ts';
 import type { SimEvent } from './sim-event.ts';
 import {
-  advertisedNotHeld,
   everyChunkOnALivePeer,
   finishedWithWrongFile,
   firstWaitingPeer,
+  unheldAdvertised,
 } from './sim-invariants.ts';
 import {
   createSimNode,
@@ -277,7 +277,8 @@ export class Simulator {
       case 'activity':
         this.onActivity(node, effect.event);
         if (effect.event.kind === 'list-sent' && this.scenario.invariants !== 'off') {
-          this.checkAdvertised(node, effect.event.list);
+          const broken = unheldAdvertised(node, effect.event.list, this.geometry.pieceCount);
+          if (broken !== undefined) this.fail('invariant', broken);
         }
         return;
       case 'complete':
@@ -402,17 +403,6 @@ export class Simulator {
 
   private fail(kind: SimFailure['kind'], message: string): void {
     this.failure ??= { kind, message, atMs: this.nowMs() };
-  }
-
-  /** Nothing is advertised that is not verified and on the node's disk. */
-  private checkAdvertised(node: SimNode, list: ListSummary): void {
-    const index = advertisedNotHeld(node, list, this.geometry.pieceCount);
-    if (index !== undefined) {
-      this.fail(
-        'invariant',
-        `unverified-chunk-advertised: ${node.id} advertised chunk ${index} it does not hold`,
-      );
-    }
   }
 
   /** At the end: every honest peer holds the exact file, and no request went unanswered. */
