@@ -92,6 +92,14 @@ export function describeActivity(event: ActivityEvent): string {
 
 /** One activity line: elapsed time in seconds with millisecond precision, the node, the event. */
 export function formatActivityLine(elapsedMs: number, node: string, event: ActivityEvent): string {
-  const seconds = `${Math.floor(elapsedMs / 1000)}.${String(elapsedMs % 1000).padStart(3, '0')}s`;
-  return `${seconds.padStart(9)} ${node.padEnd(7)} ${describeActivity(event)}`;
+  // Many lines share a millisecond: its stamp is made once (a pure cache: the text is the same).
+  if (elapsedMs !== stamped.ms) {
+    const seconds = `${Math.floor(elapsedMs / 1000)}.${String(elapsedMs % 1000).padStart(3, '0')}s`;
+    stamped.ms = elapsedMs;
+    stamped.text = seconds.padStart(9);
+  }
+  return `${stamped.text} ${node.length >= 7 ? node : node.padEnd(7)} ${describeActivity(event)}`;
 }
+
+/** The last time stamp `formatActivityLine` made. */
+const stamped = { ms: Number.NaN, text: '' };

@@ -74,6 +74,31 @@ export class Bitfield {
   }
 }
 
+/**
+ * Visits, ascending, each index set in `field` but in neither `held` nor `skip` (when given), until
+ * `visit` returns true; returns that index, or -1. Whole bytes with no such bit are skipped, so a
+ * scan for what a peer offers that we lack costs a byte per eight chunks, not a call per chunk.
+ */
+export function findOffered(
+  field: Bitfield,
+  held: Bitfield,
+  skip: Bitfield | undefined,
+  visit: (index: number) => boolean,
+): number {
+  const theirs = field.bits;
+  const ours = held.bits;
+  const skipped = skip?.bits;
+  for (let byte = 0; byte < theirs.length; byte++) {
+    let bits = (theirs[byte] as number) & ~(ours[byte] as number);
+    if (skipped !== undefined) bits &= ~(skipped[byte] as number);
+    if (bits === 0) continue;
+    for (let bit = 0; bit < 8; bit++) {
+      if ((bits & (0x80 >> bit)) !== 0 && visit(byte * 8 + bit)) return byte * 8 + bit;
+    }
+  }
+  return -1;
+}
+
 /** Compact text for logs: ranges like "0-4,7,9-12". */
 export function formatIndices(indices: readonly number[]): string {
   const parts: string[] = [];

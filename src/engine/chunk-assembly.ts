@@ -1,10 +1,16 @@
 /**
- * Chunks under way: one buffer per chunk, filled block by block from whoever sent each block, with
- * a record of who was asked for what (for endgame duplicates) and who sent what (for the smart ban).
+ * Chunks under way: each block copied as it arrives from whoever sent it, the chunk's one buffer made
+ * when its last block is in, with a record of who was asked for what (for endgame duplicates) and
+ * who sent what (for the smart ban).
+ *
+ * Blocks wait in piece bodies (piece-bodies.ts), not in a chunk-sized buffer: a peer has several
+ * chunks under way from its neighbours, each half there on average, so this holds half the bytes.
+ * A block its decoder put together from several pushes is kept in the decoder's own body, uncopied.
  */
 import { chunkLength, type Geometry } from './chunking.ts';
 import type { Connection, ConnectionId } from './connection.ts';
 import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
+import { BLOCK_OFFSET, givePieceBody, takePieceBody } from './piece-bodies.ts';
 
 /** Where each block of a chunk under way stands. */
 export const BlockState = { missing: 0, requested: 1, received: 2 } as const;
@@ -12,14 +18,15 @@ export const BlockState = { missing: 0, requested: 1, received: 2 } as const;
 export interface ChunkDownload {
   readonly index: number;
   readonly lengthBytes: number;
-  /**
-   * The chunk's bytes, allocated when its first block arrives: a chunk asked for but not yet sent
-   * (queued behind others at its sender) holds no 100 KiB buffer meanwhile.
-   */
+  /** The chunk's bytes, put together when its last block arrives (until then, empty). */
   buffer: Uint8Array;
+  /** The blocks received so far, by block (each in a piece body, at BLOCK_OFFSET), until the chunk is put together. */
+  readonly blocks: (Uint8Array | undefined)[];
   /** Per block, a `BlockState`. */
   readonly blockState: Uint8Array;
   blocksReceived: number;
+  /** Blocks in state `missing` (kept with every change of `blockState`, so a full chunk is skipped at once). */
+  blocksMissing: number;
   /** Peers that contributed a block, blamed together if the chunk fails verification. */
   readonly contributors: Set<ConnectionId>;
   /** Connections each block has been requested from (more than one only in endgame). */
@@ -37,12 +44,14 @@ export interface ChunkDownload {
   takenOverAtMs: number;
 }
 
-/** The buffer of a chunk no block of which has arrived yet. */
+/** The buffer of a chunk not yet put together. */
 const NOT_ALLOCATED = new Uint8Array(0);
 
 export class ChunkAssembly {
   /** Chunks under way, in the order they were started (the scheduler finishes them in that order). */
   readonly downloads = new Map<number, ChunkDownload>();
+  /** Chunks started so far (the invariant check looks at downloads again only when this moves). */
+  starts = 0;
 
   constructor(
     private readonly geometry: Geometry,
@@ -55,8 +64,10 @@ export class ChunkAssembly {
       index,
       lengthBytes,
       buffer: NOT_ALLOCATED,
+      blocks: [],
       blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
       blocksReceived: 0,
+      blocksMissing: Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES),
       contributors: new Set(),
       requestedFrom: new Map(),
       startedBy: conn.id,
@@ -68,22 +79,25 @@ export class ChunkAssembly {
       takenOverAtMs: 0,
     };
     this.downloads.set(index, download);
+    this.starts++;
     return download;
   }
 
   /** Forgets every block received or asked for: the chunk starts again with `conn` as its sender. */
   reset(download: ChunkDownload, conn: Connection): void {
     download.blockState.fill(BlockState.missing);
+    download.blocksMissing = download.blockState.length;
     download.blocksReceived = 0;
     download.contributors.clear();
     download.requestedFrom.clear();
     download.blockSenders.length = 0;
+    releaseBlocks(download);
     download.startedBy = conn.id;
   }
 
   /** Records that block `block` of `download` is asked of `conn`. */
   markRequested(download: ChunkDownload, block: number, conn: Connection): void {
-    download.blockState[block] = BlockState.requested;
+    setBlockState(download, block, BlockState.requested);
     let from = download.requestedFrom.get(block);
     if (from === undefined) {
       from = new Set();
@@ -100,7 +114,7 @@ export class ChunkAssembly {
     const from = download.requestedFrom.get(block);
     from?.delete(conn.id);
     if (download.blockState[block] === BlockState.requested && (from === undefined || from.size === 0))
-      download.blockState[block] = BlockState.missing;
+      setBlockState(download, block, BlockState.missing);
   }
 
   /**
@@ -117,16 +131,33 @@ export class ChunkAssembly {
     const others = download.requestedFrom.get(blockIndex);
     download.requestedFrom.delete(blockIndex);
     if (download.blockState[blockIndex] === BlockState.received) return undefined;
-    if (download.buffer === NOT_ALLOCATED)
-      download.buffer = this.allocateChunk?.(download.lengthBytes) ?? new Uint8Array(download.lengthBytes);
-    download.buffer.set(block, begin);
-    download.blockState[blockIndex] = BlockState.received;
+    let saved = conn.decoder.adopt(block);
+    if (saved === null) {
+      saved = takePieceBody();
+      saved.set(block, BLOCK_OFFSET);
+    }
+    download.blocks[blockIndex] = saved;
+    setBlockState(download, blockIndex, BlockState.received);
     download.blocksReceived++;
+    if (this.isComplete(download)) this.assemble(download);
     download.blockSenders[blockIndex] = conn.label;
     download.contributors.add(conn.id);
     download.lastSource = conn.label;
     download.lastSourceIsOwner = conn.isOwner;
     return others ?? new Set();
+  }
+
+  /** The last block is in: the chunk's buffer is made from its blocks, which go back for reuse. */
+  private assemble(download: ChunkDownload): void {
+    const { lengthBytes, blocks } = download;
+    const buffer = this.allocateChunk?.(lengthBytes) ?? new Uint8Array(lengthBytes);
+    for (let block = 0; block < blocks.length; block++) {
+      const begin = block * BLOCK_LENGTH_BYTES;
+      const end = BLOCK_OFFSET + Math.min(BLOCK_LENGTH_BYTES, lengthBytes - begin);
+      buffer.set((blocks[block] as Uint8Array).subarray(BLOCK_OFFSET, end), begin);
+    }
+    releaseBlocks(download);
+    download.buffer = buffer;
   }
 
   isComplete(download: ChunkDownload): boolean {
@@ -140,4 +171,17 @@ export class ChunkAssembly {
       missing += download.blockState.length - download.blocksReceived;
     return missing;
   }
+}
+
+/** The download's block buffers go back for reuse. */
+function releaseBlocks(download: ChunkDownload): void {
+  for (const saved of download.blocks) if (saved !== undefined) givePieceBody(saved);
+  download.blocks.length = 0;
+}
+
+/** Sets a block's state, keeping the count of missing blocks. */
+function setBlockState(download: ChunkDownload, block: number, state: number): void {
+  if (download.blockState[block] === BlockState.missing) download.blocksMissing--;
+  if (state === BlockState.missing) download.blocksMissing++;
+  download.blockState[block] = state;
 }

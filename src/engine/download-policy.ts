@@ -3,7 +3,7 @@
  * phases or overlapped), when a peer that finds nothing to request counts as starving and falls
  * back, and our interest (BEP 3's interested / not interested) that follows from both.
  */
-import type { Bitfield } from './bitfield.ts';
+import { type Bitfield, findOffered } from './bitfield.ts';
 import type { Connection, ConnectionId } from './connection.ts';
 import type { Outbox } from './effects.ts';
 import type { EngineSettings } from './options.ts';
@@ -107,11 +107,10 @@ export class DownloadPolicy {
 
   updateInterest(conn: Connection): void {
     if (conn.state !== 'open' || this.settings.role === 'owner') return;
-    let wanted = false;
-    if (!this.have.complete) {
-      const count = this.settings.geometry.pieceCount;
-      for (let i = 0; i < count && !wanted; i++) wanted = this.wouldDownload(conn, i);
-    }
+    // Only a chunk the peer holds and we lack can be wanted.
+    const wanted =
+      !this.have.complete &&
+      findOffered(conn.remoteHave, this.have, undefined, (i) => this.wouldDownload(conn, i)) >= 0;
     if (wanted !== conn.amInterested) {
       conn.amInterested = wanted;
       this.outbox.send(conn, { type: wanted ? 'interested' : 'not-interested' });

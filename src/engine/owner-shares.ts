@@ -4,6 +4,7 @@
  * holds every chunk as early as possible.
  */
 import type { Availability } from './availability.ts';
+import { findOffered } from './bitfield.ts';
 import type { Connection } from './connection.ts';
 import type { Random } from './random.ts';
 
@@ -33,9 +34,8 @@ export class OwnerShares {
   /** Once a peer holds everything we showed it, the next share to show it; else nothing. */
   next(conn: Connection): number[] {
     if (conn.remoteHave.complete) return [];
-    for (let i = 0; i < this.pieceCount; i++) {
-      if (conn.advertised.has(i) && !conn.remoteHave.has(i)) return [];
-    }
+    // Asked on every HAVE from every peer: a byte-wise scan for a shown chunk it still lacks.
+    if (findOffered(conn.advertised, conn.remoteHave, undefined, () => true) >= 0) return [];
     return this.choose(conn);
   }
 }

@@ -12,6 +12,7 @@ import {
   type OutstandingRequest,
 } from './connection.ts';
 import type { Clock, Outbox } from './effects.ts';
+import type { GrowthWatch } from './invariants.ts';
 import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
 import type { EngineSettings } from './options.ts';
 
@@ -27,6 +28,7 @@ export class RequestPipeline {
     private readonly connections: ReadonlyMap<ConnectionId, Connection>,
     private readonly assembly: ChunkAssembly,
     private readonly outbox: Outbox,
+    private readonly growth: GrowthWatch,
   ) {}
 
   /** How many requests to keep in flight to `conn`: enough for `requestQueueMs` at its rate. */
@@ -51,6 +53,7 @@ export class RequestPipeline {
       length,
       sentAtMs: this.clock.nowMs,
     });
+    this.growth.grew(conn);
     if (!download.requestLoggedTo.has(conn.id)) {
       download.requestLoggedTo.add(conn.id);
       this.outbox.activity({ kind: 'request-sent', chunk: download.index, to: conn.label });
@@ -100,9 +103,10 @@ export class RequestPipeline {
 
   /** Withdraws the requests for chunk `index` on `conn`; with `release`, others may be asked instead. */
   cancel(conn: Connection, index: number, release: boolean): void {
-    for (const [key, request] of conn.outstanding) {
+    // Values, not entries: no pair per request (the key is the request's own block key).
+    for (const request of conn.outstanding.values()) {
       if (request.index !== index) continue;
-      this.withdraw(conn, key, request);
+      this.withdraw(conn, blockKey(request.index, request.begin), request);
       if (release) this.assembly.release(conn, request);
     }
   }

@@ -16,6 +16,7 @@ import type { Clock, Outbox } from './effects.ts';
 import type { CloseReason } from './errors.ts';
 import { ExtensionSession } from './extension.ts';
 import { Handshakes } from './handshake.ts';
+import { GrowthWatch } from './invariants.ts';
 import type { EngineOptions, EngineSettings } from './options.ts';
 import { OwnerShares } from './owner-shares.ts';
 import { PeerExchange } from './peer-exchange.ts';
@@ -77,11 +78,14 @@ export interface Rooms {
   /** BEP 11 (peer-exchange.ts): ut_pex both ways, when `peerExchange` is on. */
   readonly exchange: PeerExchange;
   readonly sweep: Sweep;
+  /** Connections whose request and read counts grew, for the incremental invariant check. */
+  readonly growth: GrowthWatch;
 }
 
 export function buildRooms(shared: SharedRecords, hooks: FaceHooks): Rooms {
-  const upload = buildUploadRooms(shared, hooks);
-  const download = buildDownloadRooms(shared, hooks, upload.availability);
+  const growth = new GrowthWatch();
+  const upload = buildUploadRooms(shared, hooks, growth);
+  const download = buildDownloadRooms(shared, hooks, upload.availability, growth);
   const { options, settings, clock, have, connections, outbox } = shared;
   const untrusted = download.verification.untrusted;
   const addressBook = new AddressBook(settings, clock, options.random, {
@@ -116,11 +120,11 @@ export function buildRooms(shared: SharedRecords, hooks: FaceHooks): Rooms {
     close: (conn, reason, redial) => hooks.close(conn, reason, redial),
   });
   const sweep = new Sweep(settings.limits.tickMs);
-  return { ...upload, ...download, addressBook, extensions, exchange, handshakes, sweep };
+  return { ...upload, ...download, addressBook, extensions, exchange, handshakes, sweep, growth };
 }
 
 /** What we tell peers we hold, and how we serve them. */
-function buildUploadRooms(shared: SharedRecords, hooks: FaceHooks) {
+function buildUploadRooms(shared: SharedRecords, hooks: FaceHooks, growth: GrowthWatch) {
   const { options, settings, have, connections, outbox, counters } = shared;
   const availability = new Availability(settings.role, settings.geometry.pieceCount);
   const shares = new OwnerShares(
@@ -140,12 +144,18 @@ function buildUploadRooms(shared: SharedRecords, hooks: FaceHooks) {
     counters,
     (conn, reason) => hooks.close(conn, reason),
     advertising.handsOutShares,
+    growth,
   );
   return { availability, advertising, choking, serving };
 }
 
 /** What we ask peers for, and what we do with what arrives. */
-function buildDownloadRooms(shared: SharedRecords, hooks: FaceHooks, availability: Availability) {
+function buildDownloadRooms(
+  shared: SharedRecords,
+  hooks: FaceHooks,
+  availability: Availability,
+  growth: GrowthWatch,
+) {
   const { options, settings, clock, have, connections, outbox, counters } = shared;
   const assembly = new ChunkAssembly(settings.geometry, options.allocateChunk);
   const storage = new Storage(settings.limits, outbox);
@@ -158,7 +168,7 @@ function buildDownloadRooms(shared: SharedRecords, hooks: FaceHooks, availabilit
     (conn, reason) => hooks.close(conn, reason, false),
   );
   const policy = new DownloadPolicy(settings, have, connections, outbox);
-  const pipeline = new RequestPipeline(settings, clock, connections, assembly, outbox);
+  const pipeline = new RequestPipeline(settings, clock, connections, assembly, outbox, growth);
   const scheduler = new Scheduler({
     settings,
     clock,

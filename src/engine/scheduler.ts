@@ -5,7 +5,7 @@
  * two peers at once.
  */
 import type { Availability } from './availability.ts';
-import type { Bitfield } from './bitfield.ts';
+import { type Bitfield, findOffered } from './bitfield.ts';
 import { BlockState, type ChunkAssembly, type ChunkDownload } from './chunk-assembly.ts';
 import { type Connection, type ConnectionId, canRequest } from './connection.ts';
 import type { DownloadPolicy } from './download-policy.ts';
@@ -96,6 +96,8 @@ export class Scheduler {
   private continueStarted(conn: Connection): BlockChoice | undefined {
     const { assembly, singleSource } = this.rooms;
     for (const download of assembly.downloads.values()) {
+      // Nothing to ask of a chunk with every block asked for (unless it may restart, below).
+      if (download.blocksMissing === 0 && !singleSource.has(download.index)) continue;
       if (this.isJustTakenFrom(download, conn)) continue;
       if (!this.mayAsk(conn, download.index)) continue;
       if (download.startedBy !== conn.id) {
@@ -196,8 +198,12 @@ export class Scheduler {
         if (eligible(index)) return index;
       }
     }
+    // Only what the peer holds, we lack and the owner does not hand us can be eligible.
     const candidates: number[] = [];
-    for (let i = 0; i < count; i++) if (eligible(i)) candidates.push(i);
+    findOffered(conn.remoteHave, have, owner?.remoteHave, (i) => {
+      if (eligible(i)) candidates.push(i);
+      return false;
+    });
     return pickChunk(settings.picker, candidates, availability.holders, random);
   }
 

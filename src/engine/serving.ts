@@ -10,6 +10,7 @@ import { encodePieceHeader } from './codec.ts';
 import { blockKey, type Connection, type ConnectionId, type QueuedRequest } from './connection.ts';
 import type { Outbox } from './effects.ts';
 import type { CloseReason } from './errors.ts';
+import type { GrowthWatch } from './invariants.ts';
 import { MAX_COPIES_COUNTED, MAX_SERVING_CHUNKS_PER_PEER } from './limits.ts';
 import type { BlockAddress } from './messages.ts';
 import type { EngineSettings } from './options.ts';
@@ -36,6 +37,10 @@ export function compareUploads(a: UploadCandidate, b: UploadCandidate): number {
   return a.copies - b.copies || a.held - b.held || a.sequence - b.sequence;
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const newCandidate = (): Mutable<UploadCandidate> => ({ continues: false, copies: 0, held: 0, sequence: 0 });
+
 export interface ServingStats {
   bytesUp: number;
 }
@@ -46,6 +51,13 @@ export class Serving {
   private nextRequestSequence = 0;
   /** Owner only: how many times it has begun sending each chunk (super-seeding sends each once first). */
   private readonly copiesSent: Uint16Array;
+  /**
+   * Connections that may have queued requests: every one that queued one, dropped once found empty
+   * or gone. The owner of a large swarm has thousands of connections and only some waiting.
+   */
+  private readonly waiting = new Set<Connection>();
+  /** Scratch records for `nextUpload`. */
+  private readonly candidates = [newCandidate(), newCandidate()] as const;
 
   constructor(
     private readonly settings: EngineSettings,
@@ -56,6 +68,7 @@ export class Serving {
     private readonly stats: ServingStats,
     private readonly close: (conn: Connection, reason: CloseReason) => void,
     private readonly handsOutShares: boolean,
+    private readonly growth: GrowthWatch,
   ) {
     this.copiesSent = new Uint16Array(settings.role === 'owner' ? settings.geometry.pieceCount : 0);
   }
@@ -84,6 +97,8 @@ export class Serving {
     }
     const { index, begin, length } = request;
     conn.queued.push({ index, begin, length, sequence: this.nextRequestSequence++ });
+    this.waiting.add(conn);
+    this.growth.grew(conn);
     this.serveQueued();
   }
 
@@ -121,6 +136,7 @@ export class Serving {
       const key = blockKey(request.index, request.begin);
       if (conn.readsInFlight.has(key)) continue;
       conn.readsInFlight.set(key, request);
+      this.growth.grew(conn);
       this.readsInFlightCount++;
       if (this.handsOutShares && request.begin === 0) this.countCopy(request.index);
       this.outbox.push({
@@ -181,30 +197,38 @@ export class Serving {
 
   /** The connection whose oldest request is read next (see `compareUploads`). */
   private nextUpload(): Connection | undefined {
+    // Two records filled in turn, not one per connection: the owner compares hundreds per read.
     let best: Connection | undefined;
-    let bestCandidate: UploadCandidate | undefined;
-    for (const conn of this.connections.values()) {
-      const candidate = this.candidate(conn);
-      if (candidate === undefined) continue;
-      if (bestCandidate === undefined || compareUploads(candidate, bestCandidate) < 0) {
+    let bestCandidate = this.candidates[0];
+    let trial = this.candidates[1];
+    // The order of the scan does not matter: the upload order is total (sequence numbers are unique).
+    for (const conn of this.waiting) {
+      if (conn.queued.length === 0 || this.connections.get(conn.id) !== conn) {
+        this.waiting.delete(conn);
+        continue;
+      }
+      if (!this.fillCandidate(conn, trial)) continue;
+      if (best === undefined || compareUploads(trial, bestCandidate) < 0) {
         best = conn;
-        bestCandidate = candidate;
+        const previous = bestCandidate;
+        bestCandidate = trial;
+        trial = previous;
       }
     }
     return best;
   }
 
-  private candidate(conn: Connection): UploadCandidate | undefined {
+  /** Fills `into` from `conn`'s oldest queued request; false when it has none that may be read now. */
+  private fillCandidate(conn: Connection, into: Mutable<UploadCandidate>): boolean {
     const head = conn.queued[0];
-    if (head === undefined || conn.amChoking) return undefined;
-    if (conn.readsInFlight.size >= this.settings.limits.maxReadsInFlightPerPeer) return undefined;
+    if (head === undefined || conn.amChoking) return false;
+    if (conn.readsInFlight.size >= this.settings.limits.maxReadsInFlightPerPeer) return false;
     const continues = (conn.serving.get(head.index) ?? 0) > 0;
-    return {
-      continues,
-      copies: continues ? 0 : (this.copiesSent[head.index] ?? 0),
-      held: conn.remoteHave.count,
-      sequence: head.sequence,
-    };
+    into.continues = continues;
+    into.copies = continues ? 0 : (this.copiesSent[head.index] ?? 0);
+    into.held = conn.remoteHave.count;
+    into.sequence = head.sequence;
+    return true;
   }
 
   private sendPiece(conn: Connection, request: BlockAddress, block: Uint8Array): void {

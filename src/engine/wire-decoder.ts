@@ -24,6 +24,7 @@ import {
   PROTOCOL_BYTES,
   PROTOCOL_NAME,
 } from './messages.ts';
+import { givePieceBody, PIECE_BODY_BYTES, takePieceBody } from './piece-bodies.ts';
 
 /** Every error code the decoder itself can return (the engine adds its own, like info-hash-mismatch). */
 export const DECODER_ERROR_CODES: readonly WireErrorCode[] = [
@@ -45,17 +46,6 @@ export type DecodeResult =
   | { ok: false; events: DecodedEvent[]; error: WireError };
 
 const EMPTY = new Uint8Array(0);
-
-/** A piece frame's body: chunk index, offset, and a block of at most BLOCK_LENGTH_BYTES. */
-const PIECE_BODY_BYTES = 8 + BLOCK_LENGTH_BYTES;
-/** Spare piece bodies kept for reuse (see `WireDecoder.release`); beyond this they become garbage. */
-const MAXIMUM_SPARE_PIECE_BODIES = 64;
-/**
- * Piece bodies handed back with `release`, shared by every decoder. A piece that arrives split
- * across pushes (nearly all of them, in the simulator) would otherwise cost a new 16 KiB buffer;
- * every byte of a reused one is overwritten before it is read, so reuse changes no result.
- */
-const sparePieceBodies: Uint8Array[] = [];
 
 // Payload-free messages are immutable, so every decode can share one object.
 const KEEP_ALIVE: Message = Object.freeze({ type: 'keep-alive' });
@@ -252,7 +242,7 @@ export class WireDecoder {
   /** A buffer for a body split across pushes: a spare one for a piece, else a new one. */
   #newBody(bodyBytes: number): Uint8Array {
     if (this.#messageId !== MessageId.piece || bodyBytes > PIECE_BODY_BYTES) return new Uint8Array(bodyBytes);
-    this.#pieceBody = sparePieceBodies.pop() ?? new Uint8Array(PIECE_BODY_BYTES);
+    this.#pieceBody = takePieceBody();
     return this.#pieceBody.subarray(0, bodyBytes);
   }
 
@@ -263,7 +253,19 @@ export class WireDecoder {
   release(): void {
     const body = this.#decodedPieceBody;
     this.#decodedPieceBody = null;
-    if (body !== null && sparePieceBodies.length < MAXIMUM_SPARE_PIECE_BODIES) sparePieceBodies.push(body);
+    if (body !== null) givePieceBody(body);
+  }
+
+  /**
+   * Hands over the piece body `block` (of the last push's events) lies in, when the decoder put it
+   * together from several pushes: the caller keeps it (the block at BLOCK_OFFSET), gives it back with
+   * `givePieceBody`, and `release` no longer reuses it. Null when `block` is a view of the input.
+   */
+  adopt(block: Uint8Array): Uint8Array | null {
+    const body = this.#decodedPieceBody;
+    if (body === null || block.buffer !== body.buffer) return null;
+    this.#decodedPieceBody = null;
+    return body;
   }
 
   #readHandshake(bytes: Uint8Array, offset: number, events: DecodedEvent[]): number {

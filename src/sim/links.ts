@@ -9,7 +9,13 @@ import type { Random } from '../engine/random.ts';
 import type { EventQueue } from './event-queue.ts';
 import type { NetworkEvent, NetworkListener, NetworkNode } from './network.ts';
 
+/**
+ * A piece of a stream on its way. The segment is its own event on the queue, three times over: its
+ * `kind` says which leg it is on (leaving the uplink, arriving, leaving the downlink), so a segment
+ * costs one object, not one per leg.
+ */
 export interface Segment {
+  kind: 'uplink-done' | 'arrive' | 'downlink-done';
   readonly stream: Stream;
   readonly parts: Uint8Array[];
   readonly lengthBytes: number;
@@ -22,6 +28,12 @@ export interface Stream {
   readonly to: string;
   readonly fromEndpoint: string;
   readonly toEndpoint: string;
+  /** The two ends' access links and records, looked up once (capacities may change: read them live). */
+  readonly sender: NetworkNode;
+  readonly receiver: NetworkNode;
+  readonly uplink: Uplink;
+  readonly downlink: Downlink;
+  readonly latencyUs: number;
   readonly queue: Uint8Array[];
   queuedBytes: number;
   /** Offset into queue[0] already cut into segments. */
@@ -33,17 +45,25 @@ export interface Stream {
   /** How many segments `held` came from. */
   heldSegments: number;
   segmentsInFlight: number;
+  /** On its uplink's ready list. */
+  ready: boolean;
   dead: boolean;
+  /** The listener's own note on the receiving end (what `to`/`toEndpoint` resolve to), kept for it. */
+  sink: unknown;
 }
 
 interface Uplink {
+  readonly node: string;
   busyUntilUs: number;
   busy: boolean;
+  /** Bytes the node has queued on all its streams, not yet on the wire. */
+  queuedBytes: number;
   /** Streams with something to send, served round-robin. */
   readonly ready: Stream[];
 }
 
 interface Downlink {
+  readonly node: string;
   busy: boolean;
   readonly queue: Segment[];
 }
@@ -57,8 +77,6 @@ export class Links {
   private readonly uplinks = new Map<string, Uplink>();
   private readonly downlinks = new Map<string, Downlink>();
   bytesDelivered = 0;
-  /** Bytes each node has queued on all its streams, not yet on the wire. */
-  private readonly nodeQueued = new Map<string, number>();
   /** Where merged segments are glued together; grows to the largest merge, reused for every one. */
   private mergeBuffer = new Uint8Array(0);
 
@@ -75,16 +93,22 @@ export class Links {
   ) {}
 
   addNode(id: string): void {
-    this.uplinks.set(id, { busyUntilUs: 0, busy: false, ready: [] });
-    this.downlinks.set(id, { busy: false, queue: [] });
+    this.uplinks.set(id, { node: id, busyUntilUs: 0, busy: false, queuedBytes: 0, ready: [] });
+    this.downlinks.set(id, { node: id, busy: false, queue: [] });
   }
 
+  /** A stream between two nodes added with `addNode`. */
   newStream(from: string, to: string, fromEndpoint: string, toEndpoint: string): Stream {
     return {
       from,
       to,
       fromEndpoint,
       toEndpoint,
+      sender: this.nodes.get(from) as NetworkNode,
+      receiver: this.nodes.get(to) as NetworkNode,
+      uplink: this.uplinks.get(from) as Uplink,
+      downlink: this.downlinks.get(to) as Downlink,
+      latencyUs: this.latencyUs(from, to),
       queue: [],
       queuedBytes: 0,
       headOffset: 0,
@@ -93,24 +117,22 @@ export class Links {
       held: [],
       heldSegments: 0,
       segmentsInFlight: 0,
+      ready: false,
       dead: false,
+      sink: undefined,
     };
   }
 
   /** Bytes a node has queued on all its streams but not yet put on its uplink. */
   queuedBytes(node: string): number {
-    return this.nodeQueued.get(node) ?? 0;
-  }
-
-  private addQueued(node: string, bytes: number): void {
-    this.nodeQueued.set(node, (this.nodeQueued.get(node) ?? 0) + bytes);
+    return this.uplinks.get(node)?.queuedBytes ?? 0;
   }
 
   /** Queues `bytes` on a live stream and wakes its uplink. */
   enqueue(stream: Stream, bytes: Uint8Array): void {
     stream.queue.push(bytes);
     stream.queuedBytes += bytes.length;
-    this.addQueued(stream.from, bytes.length);
+    stream.uplink.queuedBytes += bytes.length;
     this.makeReady(stream);
   }
 
@@ -124,38 +146,45 @@ export class Links {
   /** A crashed node's uplink forgets every stream it was serving. */
   stopUplink(node: string): void {
     const uplink = this.uplinks.get(node);
-    if (uplink !== undefined) uplink.ready.length = 0;
+    if (uplink === undefined) return;
+    for (const stream of uplink.ready) stream.ready = false;
+    uplink.ready.length = 0;
   }
 
   /** A dead stream sends nothing more: what it still had queued no longer counts against its node. */
   killStream(stream: Stream): void {
     if (stream.dead) return;
     stream.dead = true;
-    this.addQueued(stream.from, -stream.queuedBytes);
+    stream.uplink.queuedBytes -= stream.queuedBytes;
     stream.queuedBytes = 0;
     stream.queue.length = 0;
   }
 
   private makeReady(stream: Stream): void {
-    const uplink = this.uplinks.get(stream.from);
-    if (uplink === undefined) return;
-    if (!uplink.ready.includes(stream)) uplink.ready.push(stream);
-    this.pumpUplink(stream.from, uplink);
+    const uplink = stream.uplink;
+    if (!stream.ready) {
+      stream.ready = true;
+      uplink.ready.push(stream);
+    }
+    this.pumpUplink(uplink);
   }
 
-  private pumpUplink(node: string, uplink: Uplink): void {
+  private pumpUplink(uplink: Uplink): void {
     while (!uplink.busy && uplink.ready.length > 0) {
       const stream = uplink.ready.shift() as Stream;
+      stream.ready = false;
       if (stream.dead) continue;
       const segment = this.cutSegment(stream);
       if (segment === undefined) continue;
-      if (stream.queuedBytes > 0 || (stream.finQueued && !stream.finSent)) uplink.ready.push(stream);
-      const capacity = this.nodes.get(node)?.uploadBytesPerSecond ?? 1;
-      const durationUs = Math.ceil((segment.lengthBytes * 1_000_000) / capacity);
+      if (stream.queuedBytes > 0 || (stream.finQueued && !stream.finSent)) {
+        stream.ready = true;
+        uplink.ready.push(stream);
+      }
+      const durationUs = Math.ceil((segment.lengthBytes * 1_000_000) / stream.sender.uploadBytesPerSecond);
       uplink.busy = true;
       uplink.busyUntilUs = this.now() + durationUs;
       stream.segmentsInFlight++;
-      this.queue.push(uplink.busyUntilUs, { kind: 'uplink-done', node, segment });
+      this.queue.push(uplink.busyUntilUs, segment);
     }
   }
 
@@ -163,13 +192,13 @@ export class Links {
     if (stream.queuedBytes === 0) {
       if (stream.finQueued && !stream.finSent) {
         stream.finSent = true;
-        return { stream, parts: [], lengthBytes: 0, fin: true };
+        return { kind: 'uplink-done', stream, parts: [], lengthBytes: 0, fin: true };
       }
       return undefined;
     }
     // At most 50 ms of the uplink's time, so a stalled node (1 B/s) is not stuck behind one huge
     // segment after it recovers.
-    const capacity = this.nodes.get(stream.from)?.uploadBytesPerSecond ?? 1;
+    const capacity = stream.sender.uploadBytesPerSecond;
     const cap = Math.max(1, Math.min(this.options.maxSegmentBytes, Math.floor(capacity / 20)));
     const size = Math.min(stream.queuedBytes, 1 + this.random.nextInt(cap));
     const parts: Uint8Array[] = [];
@@ -178,7 +207,8 @@ export class Links {
       const head = stream.queue[0] as Uint8Array;
       const available = head.length - stream.headOffset;
       const take = Math.min(available, remaining);
-      parts.push(head.subarray(stream.headOffset, stream.headOffset + take));
+      // A whole buffer goes as it is: a view of it would be one more object per segment.
+      parts.push(take === head.length ? head : head.subarray(stream.headOffset, stream.headOffset + take));
       remaining -= take;
       if (take === available) {
         stream.queue.shift();
@@ -188,80 +218,87 @@ export class Links {
       }
     }
     stream.queuedBytes -= size;
-    this.addQueued(stream.from, -size);
-    return { stream, parts, lengthBytes: size, fin: false };
+    stream.uplink.queuedBytes -= size;
+    return { kind: 'uplink-done', stream, parts, lengthBytes: size, fin: false };
   }
 
-  onUplinkDone(node: string, segment: Segment): void {
-    const uplink = this.uplinks.get(node);
-    if (uplink === undefined) return;
+  onUplinkDone(segment: Segment): void {
+    const stream = segment.stream;
+    const uplink = stream.uplink;
     uplink.busy = false;
-    this.listener.drained(node);
-    if (!segment.stream.dead) {
-      const latencyUs = this.latencyUs(segment.stream.from, segment.stream.to);
-      this.queue.push(this.now() + latencyUs, { kind: 'arrive', segment });
+    this.listener.drained(uplink.node);
+    if (!stream.dead) {
+      segment.kind = 'arrive';
+      this.queue.push(this.now() + stream.latencyUs, segment);
     }
-    this.pumpUplink(node, uplink);
+    this.pumpUplink(uplink);
   }
 
   onArrive(segment: Segment): void {
     if (segment.stream.dead) return;
-    const downlink = this.downlinks.get(segment.stream.to);
-    if (downlink === undefined) return;
+    const downlink = segment.stream.downlink;
     downlink.queue.push(segment);
-    this.pumpDownlink(segment.stream.to, downlink);
+    this.pumpDownlink(downlink);
   }
 
-  private pumpDownlink(node: string, downlink: Downlink): void {
+  private pumpDownlink(downlink: Downlink): void {
     if (downlink.busy) return;
     const segment = downlink.queue.shift();
     if (segment === undefined) return;
-    const capacity = this.nodes.get(node)?.downloadBytesPerSecond ?? 1;
+    const capacity = segment.stream.receiver.downloadBytesPerSecond;
     downlink.busy = true;
-    this.queue.push(this.now() + Math.ceil((segment.lengthBytes * 1_000_000) / capacity), {
-      kind: 'downlink-done',
-      node,
-      segment,
-    });
+    segment.kind = 'downlink-done';
+    this.queue.push(this.now() + Math.ceil((segment.lengthBytes * 1_000_000) / capacity), segment);
   }
 
-  onDownlinkDone(node: string, segment: Segment): void {
-    const downlink = this.downlinks.get(node);
-    if (downlink !== undefined) downlink.busy = false;
+  onDownlinkDone(segment: Segment): void {
     const stream = segment.stream;
+    const downlink = stream.downlink;
+    const node = downlink.node;
+    downlink.busy = false;
     stream.segmentsInFlight--;
     if (!stream.dead) {
       this.bytesDelivered += segment.lengthBytes;
       if (segment.fin) {
-        this.deliverHeld(node, stream);
+        this.deliverHeld(stream);
         this.killStream(stream);
         this.finished(node, stream.toEndpoint);
       } else {
-        stream.held.push(...segment.parts);
-        stream.heldSegments++;
         // Hold this segment back, now and then, so the receiver gets it merged with the next one.
         const more = stream.segmentsInFlight > 0;
-        if (!more || !this.random.chance(this.options.mergePercent, 100)) this.deliverHeld(node, stream);
+        if (more && this.random.chance(this.options.mergePercent, 100)) {
+          for (const part of segment.parts) stream.held.push(part);
+          stream.heldSegments++;
+        } else if (stream.heldSegments === 0) {
+          // Nothing held: delivered piece by piece as it was sent, which saves a copy.
+          for (const part of segment.parts) this.listener.data(stream, part);
+        } else {
+          for (const part of segment.parts) stream.held.push(part);
+          stream.heldSegments++;
+          this.deliverHeld(stream);
+        }
       }
     }
-    if (downlink !== undefined) this.pumpDownlink(node, downlink);
+    this.pumpDownlink(downlink);
   }
 
   /**
    * Hands the held bytes to the receiver: as one merged buffer when they came in several segments
-   * (so frames arrive glued together), else piece by piece as they were sent, which saves a copy.
+   * (so frames arrive glued together), else piece by piece as they were sent.
    */
-  private deliverHeld(node: string, stream: Stream): void {
+  private deliverHeld(stream: Stream): void {
     const parts = stream.held;
-    stream.held = [];
     if (parts.length === 0) return;
     if (stream.heldSegments > 1) {
+      const merged = this.merge(parts);
+      parts.length = 0;
       stream.heldSegments = 0;
-      this.listener.data(node, stream.toEndpoint, this.merge(parts));
+      this.listener.data(stream, merged);
       return;
     }
+    stream.held = [];
     stream.heldSegments = 0;
-    for (const part of parts) this.listener.data(node, stream.toEndpoint, part);
+    for (const part of parts) this.listener.data(stream, part);
   }
 
   /** The parts glued together in the reused merge buffer: valid until the next merge. */

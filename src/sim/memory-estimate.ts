@@ -5,22 +5,22 @@
  *
  * The constants are peak resident set sizes measured with `/usr/bin/time -v` on mesh scenarios
  * (degree 6, overlapped, 2 MB/s peers, 100 KiB chunks), fitted within 5%:
- *   100 peers x 205 chunks 340 MB, 200 x 205 406 MB, 200 x 52 346 MB, 500 x 205 659 MB.
- * Most of a peer's share is the chunks it has under way: one 100 KiB buffer for each that a
- * neighbour is sending it.
+ *   100 peers x 205 chunks 282 MB, 200 x 205 355 MB, 200 x 52 275 MB, 500 x 205 556 MB.
+ * Much of a peer's share is the blocks of the chunks it has under way (about half of each chunk a
+ * neighbour is sending it), and the garbage its traffic leaves for the collector.
  */
 import { planChunks } from '../engine/chunking.ts';
 import { planPeers, type Scenario } from './scenario.ts';
 
 const MIB = 1024 * 1024;
 /** Node, the loaded code and the simulator's fixed structures. */
-export const BASE_BYTES = 224 * MIB;
+export const BASE_BYTES = 160 * MIB;
 /** The file's bytes, its canonical chunks (views of them) and the spare chunk buffers. */
 export const BYTES_PER_FILE_BYTE = 2;
 /** One peer's engine, connections, chunks under way, decoder and link buffers. */
-export const BYTES_PER_PEER = 600 * 1024;
+export const BYTES_PER_PEER = 400 * 1024;
 /** What grows with a peer's chunk count: bitfields, availability counts, per-chunk records. */
-export const BYTES_PER_PEER_CHUNK = 1024;
+export const BYTES_PER_PEER_CHUNK = 1600;
 
 export interface MemoryEstimate {
   readonly bytes: number;

@@ -13,6 +13,8 @@ import { type LinkOptions, Links, type Segment, type Stream } from './links.ts';
 const EPHEMERAL_FIRST_PORT = 49152;
 const EPHEMERAL_PORTS = 16384;
 
+export type { Stream } from './links.ts';
+
 export interface NetworkNode {
   readonly id: string;
   /** The host part of the node's addresses: its id, unless the run gives nodes IP addresses (PEX). */
@@ -26,8 +28,11 @@ export interface NetworkNode {
 export interface NetworkListener {
   accepted(node: string, endpoint: string, remoteAddress: string): void;
   connected(node: string, endpoint: string): void;
-  /** `bytes` are lent for the call only: a merged buffer is reused for the next merge. */
-  data(node: string, endpoint: string, bytes: Uint8Array): void;
+  /**
+   * Bytes for `stream.to`'s endpoint `stream.toEndpoint`. `bytes` are lent for the call only: a
+   * merged buffer is reused for the next merge. The listener may keep a note in `stream.sink`.
+   */
+  data(stream: Stream, bytes: Uint8Array): void;
   closed(node: string, endpoint: string, reason: string): void;
   /** The node's uplink finished a segment: it may have room for more. */
   drained(node: string): void;
@@ -43,9 +48,7 @@ export type NetworkEvent =
       readonly linkId: number;
     }
   | { readonly kind: 'syn-ack'; readonly linkId: number; readonly ok: boolean }
-  | { readonly kind: 'uplink-done'; readonly node: string; readonly segment: Segment }
-  | { readonly kind: 'arrive'; readonly segment: Segment }
-  | { readonly kind: 'downlink-done'; readonly node: string; readonly segment: Segment }
+  | Segment
   | {
       readonly kind: 'reset';
       readonly node: string;
@@ -179,13 +182,13 @@ export class Network {
         this.onSynAck(event.linkId, event.ok);
         return;
       case 'uplink-done':
-        this.links.onUplinkDone(event.node, event.segment);
+        this.links.onUplinkDone(event);
         return;
       case 'arrive':
-        this.links.onArrive(event.segment);
+        this.links.onArrive(event);
         return;
       case 'downlink-done':
-        this.links.onDownlinkDone(event.node, event.segment);
+        this.links.onDownlinkDone(event);
         return;
       case 'reset':
         this.onReset(event.node, event.endpoint, event.linkId, event.reason);
@@ -265,7 +268,11 @@ export class Network {
     this.partitions.clear();
   }
 
-  private outgoing(node: string, endpoint: string): Stream | undefined {
+  /**
+   * The stream an endpoint sends on, for `sendOn`; undefined while there is none. Once a stream is
+   * dead or closed, sending on it does nothing, so a caller may keep it for the endpoint's life.
+   */
+  outgoing(node: string, endpoint: string): Stream | undefined {
     const connection = this.byEndpoint.get(`${node}/${endpoint}`);
     if (connection === undefined || connection.dead) return undefined;
     return connection.clientNode === node && connection.clientEndpoint === endpoint
@@ -280,7 +287,12 @@ export class Network {
 
   send(node: string, endpoint: string, bytes: Uint8Array): void {
     const stream = this.outgoing(node, endpoint);
-    if (stream === undefined || stream.finQueued || stream.dead || bytes.length === 0) return;
+    if (stream !== undefined) this.sendOn(stream, bytes);
+  }
+
+  /** Sends on a stream `outgoing` gave. */
+  sendOn(stream: Stream, bytes: Uint8Array): void {
+    if (stream.finQueued || stream.dead || bytes.length === 0) return;
     this.links.enqueue(stream, bytes);
   }
 

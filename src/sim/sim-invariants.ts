@@ -6,11 +6,20 @@
 import type { ListSummary } from '../engine/activity.ts';
 import type { SimNode } from './sim-node.ts';
 
+/** Nothing is advertised that is not verified and on the node's disk: what broke that, or undefined. */
+export function unheldAdvertised(node: SimNode, list: ListSummary, pieceCount: number): string | undefined {
+  const index = advertisedNotHeld(node, list, pieceCount);
+  return index === undefined
+    ? undefined
+    : `unverified-chunk-advertised: ${node.id} advertised chunk ${index} it does not hold`;
+}
+
 /** The first chunk a list names that the node does not hold exactly, or undefined. */
-export function advertisedNotHeld(node: SimNode, list: ListSummary, pieceCount: number): number | undefined {
+function advertisedNotHeld(node: SimNode, list: ListSummary, pieceCount: number): number | undefined {
+  // A HAVE (nearly every list sent) is checked without making a list of one.
+  if (list.form === 'have') return node.disk.holdsExact(list.chunk) ? undefined : list.chunk;
   let indices: readonly number[] = [];
-  if (list.form === 'have') indices = [list.chunk];
-  else if (list.form === 'bitfield') indices = list.chunks;
+  if (list.form === 'bitfield') indices = list.chunks;
   else if (list.form === 'have-all') indices = Array.from({ length: pieceCount }, (_, index) => index);
   return indices.find((index) => !node.disk.holdsExact(index));
 }

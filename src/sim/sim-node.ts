@@ -5,6 +5,7 @@
 import { Bitfield } from '../engine/bitfield.ts';
 import type { Effect, Engine, PeerRole } from '../engine/engine.ts';
 import { type FileChunks, MemoryDisk } from './memory-disk.ts';
+import type { Network, Stream } from './network.ts';
 import type { PeerPlan } from './scenario.ts';
 
 /** The port every node starts on; a moved node takes the next ones. */
@@ -42,6 +43,11 @@ export interface SimNode {
   completedAtMs: number | undefined;
   readsInFlight: number;
   readonly totals: { chunksFromOwner: number; chunksFromPeers: number; bytesUp: number; bytesDown: number };
+  /** The stream each engine connection sends on, looked up once per incarnation (see `sendStream`). */
+  readonly sendStreams: Map<string, Stream>;
+  sendStreamsGeneration: number;
+  /** The node's 'drained' event, one object pushed again each time (it carries nothing else). */
+  readonly drainedEvent: { readonly kind: 'drained'; readonly node: string };
 }
 
 /** A node before its engine starts: nobody known yet, an empty disk (the owner's holds the file). */
@@ -79,6 +85,9 @@ export function createSimNode(
     completedAtMs: undefined,
     readsInFlight: 0,
     totals: { chunksFromOwner: 0, chunksFromPeers: 0, bytesUp: 0, bytesDown: 0 },
+    sendStreams: new Map(),
+    sendStreamsGeneration: 0,
+    drainedEvent: { kind: 'drained', node: id },
   };
 }
 
@@ -111,4 +120,44 @@ export function localEndpoint(node: SimNode | undefined, endpoint: string): stri
   return node !== undefined && endpoint.slice(0, slash) === String(node.generation)
     ? endpoint.slice(slash + 1)
     : undefined;
+}
+
+/**
+ * The stream `node`'s engine connection sends on, remembered for the incarnation: a connection id
+ * names one network endpoint for its whole life, and a stream once closed or dead takes nothing
+ * more, so a remembered stream behaves as a fresh lookup would.
+ */
+export function sendStream(
+  node: SimNode,
+  connection: string,
+  network: Pick<Network, 'outgoing'>,
+): Stream | undefined {
+  if (node.sendStreamsGeneration !== node.generation) {
+    node.sendStreams.clear();
+    node.sendStreamsGeneration = node.generation;
+  }
+  let stream = node.sendStreams.get(connection);
+  if (stream === undefined) {
+    stream = network.outgoing(node.id, networkEndpoint(node, connection));
+    if (stream !== undefined) node.sendStreams.set(connection, stream);
+  }
+  return stream;
+}
+
+/** Where a stream's bytes go: the receiving node and its engine's connection id (undefined: a dead incarnation's). */
+export interface StreamSink {
+  readonly node: SimNode;
+  readonly generation: number;
+  readonly local: string | undefined;
+}
+
+/** The stream's receiving end, worked out once per incarnation of the receiver and kept on the stream. */
+export function streamSink(stream: Stream, nodes: ReadonlyMap<string, SimNode>): StreamSink | undefined {
+  const cached = stream.sink as StreamSink | undefined;
+  if (cached !== undefined && cached.generation === cached.node.generation) return cached;
+  const node = nodes.get(stream.to);
+  if (node === undefined) return undefined;
+  const sink = { node, generation: node.generation, local: localEndpoint(node, stream.toEndpoint) };
+  stream.sink = sink;
+  return sink;
 }

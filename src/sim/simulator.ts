@@ -3,7 +3,7 @@
  * event queue in virtual time. One master seed decides everything; the same scenario and seed give
  * the same trace, byte for byte, on any machine.
  */
-import { type ActivityEvent, formatActivityLine, type ListSummary } from '../engine/activity.ts';
+import { type ActivityEvent, formatActivityLine } from '../engine/activity.ts';
 import type { Geometry } from '../engine/chunking.ts';
 import { type Effect, Engine } from '../engine/engine.ts';
 import { createTorrent } from '../engine/metainfo.ts';
@@ -20,12 +20,20 @@ import { engineOptionsFor } from './node-engine.ts';
 import { type Fault, planPeers, type Scenario } from './scenario.ts';
 import type { SimEvent } from './sim-event.ts';
 import {
-  advertisedNotHeld,
   everyChunkOnALivePeer,
   finishedWithWrongFile,
   firstWaitingPeer,
+  unheldAdvertised,
 } from './sim-invariants.ts';
-import { createSimNode, localEndpoint, networkEndpoint, type SimNode, wireBytes } from './sim-node.ts';
+import {
+  createSimNode,
+  localEndpoint,
+  networkEndpoint,
+  type SimNode,
+  sendStream,
+  streamSink,
+  wireBytes,
+} from './sim-node.ts';
 import { PROGRESS_EVERY_EVENTS, type SimOptions } from './sim-options.ts';
 import { fileSha256Of, lowerBoundMs, peerReport, type SimFailure, type SimResult } from './sim-result.ts';
 import { wireTopology } from './topology-wiring.ts';
@@ -118,22 +126,25 @@ export class Simulator {
   private networkListener(): NetworkListener {
     return {
       accepted: (node, endpoint, remote) => {
-        const local = this.localEndpoint(node, endpoint);
+        const local = localEndpoint(this.nodes.get(node), endpoint);
         if (local !== undefined) this.touch(node)?.handleAccepted(this.nowMs(), local, remote);
       },
       connected: (node, endpoint) => {
-        const local = this.localEndpoint(node, endpoint);
+        const local = localEndpoint(this.nodes.get(node), endpoint);
         if (local !== undefined) this.touch(node)?.handleConnected(this.nowMs(), local);
       },
-      data: (node, endpoint, bytes) => {
-        const local = this.localEndpoint(node, endpoint);
-        if (local !== undefined) this.touch(node)?.handleData(this.nowMs(), local, bytes);
+      data: (stream, bytes) => {
+        const sink = streamSink(stream, this.nodes);
+        const engine = sink?.node.engine;
+        if (sink?.local === undefined || engine === undefined) return;
+        this.touched.add(sink.node);
+        engine.handleData(this.nowMs(), sink.local, bytes);
       },
       closed: (node, endpoint, reason) => {
-        const local = this.localEndpoint(node, endpoint);
+        const local = localEndpoint(this.nodes.get(node), endpoint);
         if (local !== undefined) this.touch(node)?.handleClosed(this.nowMs(), local, reason);
       },
-      drained: (node) => this.queue.push(this.nowUs, { kind: 'drained', node }),
+      drained: (node) => this.queue.push(this.nowUs, (this.nodes.get(node) as SimNode).drainedEvent),
     };
   }
 
@@ -151,10 +162,6 @@ export class Simulator {
       everyChunkOnALivePeer: () => everyChunkOnALivePeer(this.peerNodes, this.geometry.pieceCount),
       trackerUp: () => this.discovery.trackerUp(),
     };
-  }
-
-  private localEndpoint(id: string, endpoint: string): string | undefined {
-    return localEndpoint(this.nodes.get(id), endpoint);
   }
 
   /** The node's engine, marking the node as having effects to carry out. */
@@ -248,7 +255,8 @@ export class Simulator {
             link === undefined ? undefined : this.watch.sent(link.id, link.client, bytes, this.nowMs());
           if (broken !== undefined) this.fail('invariant', `${node.id}: ${broken}`);
         }
-        this.network.send(node.id, networkEndpoint(node, effect.connection), bytes);
+        const stream = sendStream(node, effect.connection, this.network);
+        if (stream !== undefined) this.network.sendOn(stream, bytes);
         return;
       }
       case 'close':
@@ -270,7 +278,8 @@ export class Simulator {
       case 'activity':
         this.onActivity(node, effect.event);
         if (effect.event.kind === 'list-sent' && this.scenario.invariants !== 'off') {
-          this.checkAdvertised(node, effect.event.list);
+          const broken = unheldAdvertised(node, effect.event.list, this.geometry.pieceCount);
+          if (broken !== undefined) this.fail('invariant', broken);
         }
         return;
       case 'complete':
@@ -396,17 +405,6 @@ export class Simulator {
 
   private fail(kind: SimFailure['kind'], message: string): void {
     this.failure ??= { kind, message, atMs: this.nowMs() };
-  }
-
-  /** Nothing is advertised that is not verified and on the node's disk. */
-  private checkAdvertised(node: SimNode, list: ListSummary): void {
-    const index = advertisedNotHeld(node, list, this.geometry.pieceCount);
-    if (index !== undefined) {
-      this.fail(
-        'invariant',
-        `unverified-chunk-advertised: ${node.id} advertised chunk ${index} it does not hold`,
-      );
-    }
   }
 
   /** At the end: every honest peer holds the exact file, and no request went unanswered. */
