@@ -10,7 +10,8 @@
 import { chunkLength, type Geometry } from './chunking.ts';
 import type { Connection, ConnectionId } from './connection.ts';
 import { BLOCK_LENGTH_BYTES, type BlockAddress } from './messages.ts';
-import { BLOCK_OFFSET, givePieceBody, takePieceBody } from './piece-bodies.ts';
+import type { KnownContent } from './options.ts';
+import { BLOCK_OFFSET, givePieceBody, PIECE_BODY_BYTES, takePieceBody } from './piece-bodies.ts';
 
 /** Where each block of a chunk under way stands. */
 export const BlockState = { missing: 0, requested: 1, received: 2 } as const;
@@ -20,8 +21,13 @@ export interface ChunkDownload {
   readonly lengthBytes: number;
   /** The chunk's bytes, put together when its last block arrives (until then, empty). */
   buffer: Uint8Array;
-  /** The blocks received so far, by block (each in a piece body, at BLOCK_OFFSET), until the chunk is put together. */
+  /**
+   * The blocks received so far, by block, until the chunk is put together: each in a piece body (at
+   * BLOCK_OFFSET), or, when the driver knew its bytes, the driver's view of them (shorter than a body).
+   */
   readonly blocks: (Uint8Array | undefined)[];
+  /** Of `blocks`, those kept as the driver's views (KnownContent). */
+  knownBlocks: number;
   /** Per block, a `BlockState`. */
   readonly blockState: Uint8Array;
   blocksReceived: number;
@@ -56,6 +62,7 @@ export class ChunkAssembly {
   constructor(
     private readonly geometry: Geometry,
     private readonly allocateChunk: ((lengthBytes: number) => Uint8Array) | undefined,
+    private readonly known: KnownContent | undefined,
   ) {}
 
   start(index: number, conn: Connection): ChunkDownload {
@@ -65,6 +72,7 @@ export class ChunkAssembly {
       lengthBytes,
       buffer: NOT_ALLOCATED,
       blocks: [],
+      knownBlocks: 0,
       blockState: new Uint8Array(Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES)),
       blocksReceived: 0,
       blocksMissing: Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES),
@@ -131,12 +139,7 @@ export class ChunkAssembly {
     const others = download.requestedFrom.get(blockIndex);
     download.requestedFrom.delete(blockIndex);
     if (download.blockState[blockIndex] === BlockState.received) return undefined;
-    let saved = conn.decoder.adopt(block);
-    if (saved === null) {
-      saved = takePieceBody();
-      saved.set(block, BLOCK_OFFSET);
-    }
-    download.blocks[blockIndex] = saved;
+    download.blocks[blockIndex] = this.keep(download, conn, begin, block);
     setBlockState(download, blockIndex, BlockState.received);
     download.blocksReceived++;
     if (this.isComplete(download)) this.assemble(download);
@@ -147,14 +150,36 @@ export class ChunkAssembly {
     return others ?? new Set();
   }
 
+  /** What holds a received block until its chunk is put together: the driver's view, the decoder's body, or a copy. */
+  private keep(download: ChunkDownload, conn: Connection, begin: number, block: Uint8Array): Uint8Array {
+    const view = this.known?.block(download.index, begin, block);
+    if (view !== undefined) {
+      download.knownBlocks++;
+      return view;
+    }
+    let saved = conn.decoder.adopt(block);
+    if (saved === null) {
+      saved = takePieceBody();
+      saved.set(block, BLOCK_OFFSET);
+    }
+    return saved;
+  }
+
   /** The last block is in: the chunk's buffer is made from its blocks, which go back for reuse. */
   private assemble(download: ChunkDownload): void {
     const { lengthBytes, blocks } = download;
+    if (this.known !== undefined && download.knownBlocks === blocks.length) {
+      download.buffer = this.known.chunk(download.index);
+      releaseBlocks(download);
+      return;
+    }
     const buffer = this.allocateChunk?.(lengthBytes) ?? new Uint8Array(lengthBytes);
     for (let block = 0; block < blocks.length; block++) {
       const begin = block * BLOCK_LENGTH_BYTES;
       const end = BLOCK_OFFSET + Math.min(BLOCK_LENGTH_BYTES, lengthBytes - begin);
-      buffer.set((blocks[block] as Uint8Array).subarray(BLOCK_OFFSET, end), begin);
+      const saved = blocks[block] as Uint8Array;
+      if (isPieceBody(saved)) buffer.set(saved.subarray(BLOCK_OFFSET, end), begin);
+      else buffer.set(saved, begin);
     }
     releaseBlocks(download);
     download.buffer = buffer;
@@ -173,10 +198,16 @@ export class ChunkAssembly {
   }
 }
 
-/** The download's block buffers go back for reuse. */
+/** The download's piece bodies go back for reuse (the driver's views are simply dropped). */
 function releaseBlocks(download: ChunkDownload): void {
-  for (const saved of download.blocks) if (saved !== undefined) givePieceBody(saved);
+  for (const saved of download.blocks) if (saved !== undefined && isPieceBody(saved)) givePieceBody(saved);
   download.blocks.length = 0;
+  download.knownBlocks = 0;
+}
+
+/** A kept block is a whole piece body, or a driver's view of at most one block (always shorter). */
+function isPieceBody(saved: Uint8Array): boolean {
+  return saved.length === PIECE_BODY_BYTES;
 }
 
 /** Sets a block's state, keeping the count of missing blocks. */

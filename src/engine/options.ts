@@ -27,6 +27,18 @@ export interface PeerAddress {
   readonly dialAlways?: boolean;
 }
 
+/**
+ * Content a driver already holds for good (the simulator: the scenario file). A received block equal
+ * to it is kept as the driver's view instead of a copy; a chunk whose every block was is the driver's
+ * buffer. Only equal bytes are ever replaced, so nothing the engine computes can change.
+ */
+export interface KnownContent {
+  /** A long-lived view of exactly `block`'s bytes at (`index`, `begin`), or undefined when they differ. */
+  block(index: number, begin: number, block: Uint8Array): Uint8Array | undefined;
+  /** The whole chunk `index`, long-lived; asked only when every block of it was known. */
+  chunk(index: number): Uint8Array;
+}
+
 export interface EngineOptions {
   readonly role: Role;
   /** Shown in activity lines and carried in our peer id. */
@@ -38,6 +50,8 @@ export interface EngineOptions {
   readonly sha1: Sha1;
   /** Where chunk buffers come from (a driver may pool them); a fresh zeroed array by default. */
   readonly allocateChunk?: (lengthBytes: number) => Uint8Array;
+  /** Bytes the driver already holds, so a block equal to them is kept without a copy (chunk-assembly.ts). */
+  readonly knownContent?: KnownContent;
   readonly random: Random;
   /** Chunks already verified on disk. The owner starts with all of them. */
   readonly have?: Bitfield;

@@ -157,7 +157,7 @@ function buildDownloadRooms(
   growth: GrowthWatch,
 ) {
   const { options, settings, clock, have, connections, outbox, counters } = shared;
-  const assembly = new ChunkAssembly(settings.geometry, options.allocateChunk);
+  const assembly = new ChunkAssembly(settings.geometry, options.allocateChunk, options.knownContent);
   const storage = new Storage(settings.limits, outbox);
   const verification = new Verification(
     options,

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { Bitfield } from '../engine/bitfield.ts';
 import { type Geometry, planChunks } from '../engine/chunking.ts';
 import { bytesEqual, type Sha1 } from '../engine/hash.ts';
+import type { KnownContent } from '../engine/options.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
 import { sha1 } from '../platform/sha1.ts';
 import type { Scenario } from './scenario.ts';
@@ -60,10 +61,26 @@ export class FileChunks {
   readonly engineSha1: Sha1 = (data) => {
     for (const index of this.byFingerprint.get(fingerprint(data)) ?? []) {
       const chunk = this.canonical[index] as Uint8Array;
+      if (chunk === data) return this.pieceHashes[index] as Uint8Array;
       if (chunk.length === data.length && Buffer.compare(chunk, data) === 0)
         return this.pieceHashes[index] as Uint8Array;
     }
     return sha1(data);
+  };
+
+  /**
+   * The file as content the engines already hold: a block that arrives equal to the file's bytes is
+   * kept as a view of the file, and a chunk made of such blocks is the canonical chunk itself, so a
+   * peer's chunks under way cost no memory of their own. Anything else (corrupt data) is copied.
+   */
+  readonly knownContent: KnownContent = {
+    block: (index, begin, block) => {
+      const view = this.canonical[index]?.subarray(begin, begin + block.length);
+      return view !== undefined && view.length === block.length && Buffer.compare(view, block) === 0
+        ? view
+        : undefined;
+    },
+    chunk: (index) => this.canonical[index] as Uint8Array,
   };
 
   /** A chunk buffer for an engine: a spare one when there is one. */
@@ -73,11 +90,13 @@ export class FileChunks {
   /** True when `bytes` are exactly the file's chunk `index`. */
   isChunk(index: number, bytes: Uint8Array): boolean {
     const canonical = this.canonical[index] as Uint8Array;
+    if (bytes === canonical) return true;
     return bytes.length === canonical.length && Buffer.compare(bytes, canonical) === 0;
   }
 
-  /** Takes back a chunk buffer the engine is done with, for reuse. */
-  recycle(bytes: Uint8Array): void {
+  /** Takes back a chunk buffer the engine is done with, for reuse (never the file's own chunks). */
+  recycle(index: number, bytes: Uint8Array): void {
+    if (bytes === this.canonical[index]) return;
     const spare = this.bufferPool.get(bytes.length) ?? [];
     if (spare.length < MAXIMUM_SPARE_BUFFERS) spare.push(bytes);
     this.bufferPool.set(bytes.length, spare);

@@ -36,6 +36,7 @@ export function engineOptionsFor(node: SimNode, random: Random, run: EngineRun):
     sha1: file.engineSha1,
     ...(scenario.testing?.disableChunkVerification === true ? { unsafeSkipVerification: true } : {}),
     allocateChunk: file.allocateChunk,
+    knownContent: file.knownContent,
     random,
     have: node.disk.verifiedChunks(),
     fromOwner: node.fromOwner,

@@ -399,7 +399,7 @@ export class Simulator {
     }
     node.engine.handleChunkWritten(this.nowMs(), event.index, undefined);
     // Only once the engine is done with the buffer may another chunk reuse it.
-    if (written.matches) this.file.recycle(event.bytes);
+    if (written.matches) this.file.recycle(event.index, event.bytes);
     this.drain(node);
   }
 
