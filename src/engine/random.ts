@@ -99,13 +99,38 @@ export class Random {
 
   bytes(length: number): Uint8Array {
     const out = new Uint8Array(length);
-    for (let i = 0; i < length; i += 4) {
-      const value = this.nextUint32();
-      out[i] = value & 0xff;
-      if (i + 1 < length) out[i + 1] = (value >>> 8) & 0xff;
-      if (i + 2 < length) out[i + 2] = (value >>> 16) & 0xff;
-      if (i + 3 < length) out[i + 3] = value >>> 24;
+    // nextUint32 with the state in locals (this fills whole files): the same draws, in the same order.
+    let a = this.a | 0;
+    let b = this.b | 0;
+    let c = this.c | 0;
+    let d = this.d | 0;
+    const words = Math.ceil(length / 4);
+    const whole = Math.floor(length / 4);
+    for (let word = 0; word < words; word++) {
+      const value = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+      const t = b << 9;
+      c ^= a;
+      d ^= b;
+      b ^= c;
+      a ^= d;
+      c ^= t;
+      d = rotl(d, 11);
+      const i = word * 4;
+      if (word < whole) {
+        // A typed array keeps the low 8 bits of what is stored.
+        out[i] = value;
+        out[i + 1] = value >>> 8;
+        out[i + 2] = value >>> 16;
+        out[i + 3] = value >>> 24;
+      } else {
+        for (let k = 0; i + k < length; k++) out[i + k] = value >>> (8 * k);
+      }
     }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
+    this.draws += words;
     return out;
   }
 

@@ -176,35 +176,41 @@ export class Scheduler {
   }
 
   private pickNewChunk(conn: Connection, includeOwnerShare = false): number | undefined {
-    const { settings, clock, storage, have, assembly, random, availability } = this.rooms;
+    const { settings, clock, storage, have, random, availability } = this.rooms;
     if (storage.isPaused(clock.nowMs)) return undefined;
     // Until we hold a chunk, one neighbour sends us one at a time: a first chunk that arrives whole
     // at full speed makes us an uploader sooner than several arriving side by side, slowly.
     if (have.count === 0 && !conn.isOwner && this.neighbourDownloadUnderWay()) return undefined;
     let owner = conn.isOwner || !this.overlapped || includeOwnerShare ? undefined : this.ownerConnection();
     if (owner !== undefined && this.bypassOwner(owner)) owner = undefined;
-    const eligible = (i: number): boolean =>
-      !assembly.downloads.has(i) &&
-      !storage.writing.has(i) &&
-      // What the owner hands us is left to the owner: taking it elsewhere would stall its next share.
-      owner?.remoteHave.has(i) !== true &&
-      this.mayAsk(conn, i);
     const count = settings.geometry.pieceCount;
     if (settings.picker === 'random') {
       // Rejection sampling is uniform over the eligible chunks and, while many are eligible, avoids
       // scanning them all for every pick (quadratic in the chunk count over a download).
       for (let attempt = 0; attempt < RANDOM_PICK_ATTEMPTS; attempt++) {
         const index = random.nextInt(count);
-        if (eligible(index)) return index;
+        if (this.eligible(conn, owner, index)) return index;
       }
     }
     // Only what the peer holds, we lack and the owner does not hand us can be eligible.
     const candidates: number[] = [];
     findOffered(conn.remoteHave, have, owner?.remoteHave, (i) => {
-      if (eligible(i)) candidates.push(i);
+      if (this.eligible(conn, owner, i)) candidates.push(i);
       return false;
     });
     return pickChunk(settings.picker, candidates, availability.holders, random);
+  }
+
+  /** A chunk `conn` may be asked to start: not under way, not being written, not the owner's to hand us. */
+  private eligible(conn: Connection, owner: Connection | undefined, index: number): boolean {
+    const { assembly, storage } = this.rooms;
+    return (
+      !assembly.downloads.has(index) &&
+      !storage.writing.has(index) &&
+      // What the owner hands us is left to the owner: taking it elsewhere would stall its next share.
+      owner?.remoteHave.has(index) !== true &&
+      this.mayAsk(conn, index)
+    );
   }
 
   /** A chunk a neighbour is sending us, or was asked for less than a second ago. */

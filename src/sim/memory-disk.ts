@@ -154,11 +154,18 @@ export class MemoryDisk {
     return hash.digest('hex');
   }
 
-  /** The stored chunks whose SHA-1 matches the torrent, as a restarted engine finds them. */
+  /**
+   * The stored chunks whose SHA-1 matches the torrent, as a restarted engine finds them. The file's
+   * own chunk buffer has the torrent's hash by construction; anything else is hashed.
+   */
   verifiedChunks(): Bitfield {
     const have = new Bitfield(this.file.canonical.length);
     for (const [index, bytes] of this.chunks)
-      if (bytesEqual(sha1(bytes), this.file.pieceHashes[index] as Uint8Array)) have.set(index);
+      if (
+        bytes === this.file.canonical[index] ||
+        bytesEqual(sha1(bytes), this.file.pieceHashes[index] as Uint8Array)
+      )
+        have.set(index);
     return have;
   }
 }

@@ -144,7 +144,12 @@ export class Simulator {
         const local = localEndpoint(this.nodes.get(node), endpoint);
         if (local !== undefined) this.touch(node)?.handleClosed(this.nowMs(), local, reason);
       },
-      drained: (node) => this.queue.push(this.nowUs, (this.nodes.get(node) as SimNode).drainedEvent),
+      drained: (node) => {
+        // Only a node with reads waiting has anything to do when its uplink frees up: reads that
+        // come later are started at once, so the event for a node with none would be a no-op.
+        const sim = this.nodes.get(node) as SimNode;
+        if (sim.pendingReads.length > 0) this.queue.push(this.nowUs, sim.drainedEvent);
+      },
     };
   }
 

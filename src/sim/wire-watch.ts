@@ -32,6 +32,8 @@ export class WireWatch {
     const from = fromClient ? link.client : link.server;
     const to = fromClient ? link.server : link.client;
     const result = from.decoder.push(bytes);
+    // Nothing here keeps a block: a piece body the decoder put together goes back for reuse.
+    from.decoder.release();
     if (!result.ok) return `invalid-wire-bytes: ${result.error.code}: ${result.error.message}`;
     for (const event of result.events) {
       if (event.type === 'request') {
