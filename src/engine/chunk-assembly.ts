@@ -35,8 +35,8 @@ export interface ChunkDownload {
   blocksMissing: number;
   /** Peers that contributed a block, blamed together if the chunk fails verification. */
   readonly contributors: Set<ConnectionId>;
-  /** Connections each block has been requested from (more than one only in endgame). */
-  readonly requestedFrom: Map<number, Set<ConnectionId>>;
+  /** Per block, whom it is asked of (several only in endgame, so usually no set is made). */
+  readonly requestedFrom: AskedOf[];
   /** The connection that started it: the only sender of a chunk that once failed verification. */
   startedBy: ConnectionId;
   /** Who sent each block (a peer label), for the smart ban. */
@@ -77,7 +77,7 @@ export class ChunkAssembly {
       blocksReceived: 0,
       blocksMissing: Math.ceil(lengthBytes / BLOCK_LENGTH_BYTES),
       contributors: new Set(),
-      requestedFrom: new Map(),
+      requestedFrom: [],
       startedBy: conn.id,
       blockSenders: [],
       lastSource: conn.label,
@@ -97,7 +97,7 @@ export class ChunkAssembly {
     download.blocksMissing = download.blockState.length;
     download.blocksReceived = 0;
     download.contributors.clear();
-    download.requestedFrom.clear();
+    download.requestedFrom.length = 0;
     download.blockSenders.length = 0;
     releaseBlocks(download);
     download.startedBy = conn.id;
@@ -106,12 +106,11 @@ export class ChunkAssembly {
   /** Records that block `block` of `download` is asked of `conn`. */
   markRequested(download: ChunkDownload, block: number, conn: Connection): void {
     setBlockState(download, block, BlockState.requested);
-    let from = download.requestedFrom.get(block);
-    if (from === undefined) {
-      from = new Set();
-      download.requestedFrom.set(block, from);
-    }
-    from.add(conn.id);
+    const from = download.requestedFrom[block];
+    if (from === undefined) download.requestedFrom[block] = conn.id;
+    else if (typeof from === 'string') {
+      if (from !== conn.id) download.requestedFrom[block] = new Set([from, conn.id]);
+    } else from.add(conn.id);
   }
 
   /** A request to `conn` is withdrawn: the block is missing again unless someone else was asked too. */
@@ -119,26 +118,28 @@ export class ChunkAssembly {
     const download = this.downloads.get(request.index);
     if (download === undefined) return;
     const block = request.begin / BLOCK_LENGTH_BYTES;
-    const from = download.requestedFrom.get(block);
-    from?.delete(conn.id);
-    if (download.blockState[block] === BlockState.requested && (from === undefined || from.size === 0))
+    const from = download.requestedFrom[block];
+    if (from === conn.id) download.requestedFrom[block] = undefined;
+    else if (typeof from === 'object') from.delete(conn.id);
+    if (download.blockState[block] === BlockState.requested && askedCount(download, block) === 0)
       setBlockState(download, block, BlockState.missing);
   }
 
+  /** Whom block `begin` of `download` was asked of, forgotten now that it has arrived. */
+  takeAsked(download: ChunkDownload, begin: number): AskedOf {
+    const block = begin / BLOCK_LENGTH_BYTES;
+    const asked = download.requestedFrom[block];
+    download.requestedFrom[block] = undefined;
+    return asked;
+  }
+
   /**
-   * Copies a block `conn` sent into its chunk. Returns the connections that were asked for the same
-   * block too (endgame), or undefined when the block was already in (their requests stand).
+   * Keeps a block `conn` sent for its chunk (after `takeAsked`). False when the block was already in:
+   * then the requests of others asked for it too stand.
    */
-  store(
-    download: ChunkDownload,
-    conn: Connection,
-    begin: number,
-    block: Uint8Array,
-  ): Set<ConnectionId> | undefined {
+  store(download: ChunkDownload, conn: Connection, begin: number, block: Uint8Array): boolean {
     const blockIndex = begin / BLOCK_LENGTH_BYTES;
-    const others = download.requestedFrom.get(blockIndex);
-    download.requestedFrom.delete(blockIndex);
-    if (download.blockState[blockIndex] === BlockState.received) return undefined;
+    if (download.blockState[blockIndex] === BlockState.received) return false;
     download.blocks[blockIndex] = this.keep(download, conn, begin, block);
     setBlockState(download, blockIndex, BlockState.received);
     download.blocksReceived++;
@@ -147,7 +148,7 @@ export class ChunkAssembly {
     download.contributors.add(conn.id);
     download.lastSource = conn.label;
     download.lastSourceIsOwner = conn.isOwner;
-    return others ?? new Set();
+    return true;
   }
 
   /** What holds a received block until its chunk is put together: the driver's view, the decoder's body, or a copy. */
@@ -196,6 +197,21 @@ export class ChunkAssembly {
       missing += download.blockState.length - download.blocksReceived;
     return missing;
   }
+}
+
+/** Whom a block is asked of: nobody, one connection, or (in endgame) several. */
+export type AskedOf = ConnectionId | Set<ConnectionId> | undefined;
+
+/** How many connections block `block` of `download` is asked of. */
+export function askedCount(download: ChunkDownload, block: number): number {
+  const from = download.requestedFrom[block];
+  return from === undefined ? 0 : typeof from === 'string' ? 1 : from.size;
+}
+
+/** Whether block `block` of `download` is asked of connection `id`. */
+export function isAskedOf(download: ChunkDownload, block: number, id: ConnectionId): boolean {
+  const from = download.requestedFrom[block];
+  return from === id || (typeof from === 'object' && from.has(id));
 }
 
 /** The download's piece bodies go back for reuse (the driver's views are simply dropped). */

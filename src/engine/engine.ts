@@ -436,8 +436,9 @@ export class Engine {
     this.rooms.policy.progressed(this.clock.nowMs);
     const download = this.rooms.assembly.downloads.get(index);
     if (download !== undefined) {
-      const others = this.rooms.assembly.store(download, conn, begin, block);
-      if (others !== undefined) this.rooms.pipeline.cancelDuplicates(conn, others, index, begin);
+      const asked = this.rooms.assembly.takeAsked(download, begin);
+      if (this.rooms.assembly.store(download, conn, begin, block))
+        this.rooms.pipeline.cancelDuplicates(conn, asked, index, begin);
       if (this.rooms.assembly.isComplete(download)) this.finishChunk(download);
     }
     this.rooms.scheduler.fill(conn);

@@ -3,7 +3,7 @@
  * the peer delivers at, withdrawn (cancelled) when they time out, are taken elsewhere, or arrive
  * from someone else first.
  */
-import type { ChunkAssembly, ChunkDownload } from './chunk-assembly.ts';
+import type { AskedOf, ChunkAssembly, ChunkDownload } from './chunk-assembly.ts';
 import {
   type BlockKey,
   blockKey,
@@ -74,14 +74,18 @@ export class RequestPipeline {
   }
 
   /** Endgame duplicates: everyone else asked for this block is told to forget it. */
-  cancelDuplicates(sender: Connection, others: Iterable<ConnectionId>, index: number, begin: number): void {
+  cancelDuplicates(sender: Connection, asked: AskedOf, index: number, begin: number): void {
+    if (asked === undefined || asked === sender.id) return;
     const key = blockKey(index, begin);
-    for (const otherId of others) {
-      if (otherId === sender.id) continue;
-      const other = this.connections.get(otherId);
-      const duplicate = other?.outstanding.get(key);
-      if (other !== undefined && duplicate !== undefined) this.withdraw(other, key, duplicate);
-    }
+    if (typeof asked === 'string') this.cancelDuplicate(sender, asked, key);
+    else for (const otherId of asked) this.cancelDuplicate(sender, otherId, key);
+  }
+
+  private cancelDuplicate(sender: Connection, otherId: ConnectionId, key: BlockKey): void {
+    if (otherId === sender.id) return;
+    const other = this.connections.get(otherId);
+    const duplicate = other?.outstanding.get(key);
+    if (other !== undefined && duplicate !== undefined) this.withdraw(other, key, duplicate);
   }
 
   /** BEP 6: the peer will not send a block we asked for; returns whether it was ours to release. */

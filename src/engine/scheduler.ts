@@ -6,7 +6,13 @@
  */
 import type { Availability } from './availability.ts';
 import { type Bitfield, findOffered } from './bitfield.ts';
-import { BlockState, type ChunkAssembly, type ChunkDownload } from './chunk-assembly.ts';
+import {
+  askedCount,
+  BlockState,
+  type ChunkAssembly,
+  type ChunkDownload,
+  isAskedOf,
+} from './chunk-assembly.ts';
 import { type Connection, type ConnectionId, canRequest } from './connection.ts';
 import type { DownloadPolicy } from './download-policy.ts';
 import type { Clock } from './effects.ts';
@@ -280,11 +286,11 @@ export class Scheduler {
   private duplicableBlock(download: ChunkDownload, conn: Connection): number | undefined {
     for (let block = 0; block < download.blockState.length; block++) {
       if (download.blockState[block] !== BlockState.requested) continue;
-      const from = download.requestedFrom.get(block);
+      const asked = askedCount(download, block);
       if (
-        from !== undefined &&
-        !from.has(conn.id) &&
-        from.size < this.rooms.settings.limits.endgameDuplicates
+        asked > 0 &&
+        !isAskedOf(download, block, conn.id) &&
+        asked < this.rooms.settings.limits.endgameDuplicates
       )
         return block;
     }
