@@ -201,25 +201,34 @@ export class Links {
     const capacity = stream.sender.uploadBytesPerSecond;
     const cap = Math.max(1, Math.min(this.options.maxSegmentBytes, Math.floor(capacity / 20)));
     const size = Math.min(stream.queuedBytes, 1 + this.random.nextInt(cap));
-    const parts: Uint8Array[] = [];
-    let remaining = size;
+    // The first part in an array literal: most segments have one part, and a first push onto an
+    // empty array reserves room for many.
+    const parts = [this.takePart(stream, size)];
+    let remaining = size - (parts[0] as Uint8Array).length;
     while (remaining > 0) {
-      const head = stream.queue[0] as Uint8Array;
-      const available = head.length - stream.headOffset;
-      const take = Math.min(available, remaining);
-      // A whole buffer goes as it is: a view of it would be one more object per segment.
-      parts.push(take === head.length ? head : head.subarray(stream.headOffset, stream.headOffset + take));
-      remaining -= take;
-      if (take === available) {
-        stream.queue.shift();
-        stream.headOffset = 0;
-      } else {
-        stream.headOffset += take;
-      }
+      const part = this.takePart(stream, remaining);
+      parts.push(part);
+      remaining -= part.length;
     }
     stream.queuedBytes -= size;
     stream.uplink.queuedBytes -= size;
     return { kind: 'uplink-done', stream, parts, lengthBytes: size, fin: false };
+  }
+
+  /** Up to `maxBytes` from the head of the stream's queue. */
+  private takePart(stream: Stream, maxBytes: number): Uint8Array {
+    const head = stream.queue[0] as Uint8Array;
+    const available = head.length - stream.headOffset;
+    const take = Math.min(available, maxBytes);
+    // A whole buffer goes as it is: a view of it would be one more object per segment.
+    const part = take === head.length ? head : head.subarray(stream.headOffset, stream.headOffset + take);
+    if (take === available) {
+      stream.queue.shift();
+      stream.headOffset = 0;
+    } else {
+      stream.headOffset += take;
+    }
+    return part;
   }
 
   onUplinkDone(segment: Segment): void {

@@ -23,7 +23,7 @@ export interface SimNode {
   /** A lying peer: every block it uploads is corrupted on the way out. */
   corrupt: boolean;
   /** Per connection: the last thing sent was a piece header, so the next send is a block. */
-  readonly blockNext: Set<string>;
+  readonly blockNext: Map<string, boolean>;
   moves: number;
   /** Its join time has come (a crash before then only delays its start). */
   joined: boolean;
@@ -70,7 +70,7 @@ export function createSimNode(
     crashed: false,
     left: false,
     corrupt: false,
-    blockNext: new Set(),
+    blockNext: new Map(),
     moves: 0,
     joined: role === 'owner',
     dialledBy: [],
@@ -96,8 +96,9 @@ export function createSimNode(
  * so the send after it is the block, which a lying node corrupts (its first byte flipped).
  */
 export function wireBytes(node: SimNode, connection: string, bytes: Uint8Array): Uint8Array {
-  const isBlock = node.blockNext.delete(connection);
-  if (bytes.length === 13 && bytes[4] === 7) node.blockNext.add(connection);
+  // Set, never deleted: a flag flipped per message would grow and shrink a set's table every time.
+  const isBlock = node.blockNext.get(connection) === true;
+  node.blockNext.set(connection, bytes.length === 13 && bytes[4] === 7);
   if (!isBlock || !node.corrupt || bytes.length === 0) return bytes;
   const corrupted = bytes.slice();
   corrupted[0] = (corrupted[0] as number) ^ 0xff;
