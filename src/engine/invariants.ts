@@ -63,9 +63,12 @@ const EMPTY_BITS = new Uint8Array(0);
 /** The first broken invariant, or undefined; with `deep`, also per connection and per chunk. */
 export function brokenInvariant(rooms: InvariantRooms, deep: boolean): string | undefined {
   const { growth } = rooms.rooms;
+  // Most checks find nothing grown: no iterator is made for an empty set.
   const broken = growth.scanAll(deep)
     ? firstBroken(rooms, rooms.connections.values(), deep)
-    : firstBroken(rooms, growth.connections.values(), deep);
+    : growth.connections.size === 0
+      ? undefined
+      : firstBroken(rooms, growth.connections.values(), deep);
   growth.clear();
   if (broken !== undefined) return broken;
   if (rooms.rooms.serving.readsInFlight > rooms.limits.maxReadsInFlight)

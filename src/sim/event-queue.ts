@@ -22,24 +22,27 @@ export class EventQueue<T> {
   private nextSequence = 0;
   /** The time of the last pop: events pushed for it go into the line. */
   private lastTimeUs = Number.NEGATIVE_INFINITY;
-  /** The line: events (from `lineHead` on) and their sequence numbers, all at `lineTimeUs`. */
-  private readonly lineEvents: T[] = [];
+  /**
+   * The line: events (from `lineHead` to `lineTail`) and their sequence numbers, all at `lineTimeUs`.
+   * Its arrays are reused, never shrunk: emptied and refilled thousands of times a second, a line that
+   * gave its storage back would allocate it again each time.
+   */
+  private readonly lineEvents: (T | undefined)[] = [];
   private readonly lineSequences: number[] = [];
   private lineHead = 0;
+  private lineTail = 0;
   private lineTimeUs = 0;
 
   get size(): number {
-    return this.length + this.lineEvents.length - this.lineHead;
+    return this.length + this.lineTail - this.lineHead;
   }
 
   push(timeUs: number, event: T): void {
-    if (
-      timeUs === this.lastTimeUs &&
-      (this.lineHead === this.lineEvents.length || timeUs === this.lineTimeUs)
-    ) {
+    if (timeUs === this.lastTimeUs && (this.lineHead === this.lineTail || timeUs === this.lineTimeUs)) {
       this.lineTimeUs = timeUs;
-      this.lineEvents.push(event);
-      this.lineSequences.push(this.nextSequence++);
+      this.lineEvents[this.lineTail] = event;
+      this.lineSequences[this.lineTail] = this.nextSequence++;
+      this.lineTail++;
       return;
     }
     this.pushToHeap(timeUs, event);
@@ -63,13 +66,13 @@ export class EventQueue<T> {
 
   /** The time of the earliest event, or undefined when none is left. */
   peekTimeUs(): number | undefined {
-    if (this.lineHead === this.lineEvents.length) return this.length === 0 ? undefined : this.times[0];
+    if (this.lineHead === this.lineTail) return this.length === 0 ? undefined : this.times[0];
     return this.length === 0 ? this.lineTimeUs : Math.min(this.lineTimeUs, this.times[0] as number);
   }
 
   /** Removes and returns the earliest event (see `peekTimeUs` for its time). */
   pop(): T | undefined {
-    if (this.lineHead < this.lineEvents.length && !this.heapFirst()) return this.popLine();
+    if (this.lineHead < this.lineTail && !this.heapFirst()) return this.popLine();
     if (this.length === 0) return undefined;
     this.lastTimeUs = this.times[0] as number;
     return this.popHeap();
@@ -88,13 +91,12 @@ export class EventQueue<T> {
 
   private popLine(): T {
     const event = this.lineEvents[this.lineHead] as T;
-    this.lineEvents[this.lineHead] = undefined as T;
+    this.lineEvents[this.lineHead] = undefined;
     this.lineHead++;
     this.lastTimeUs = this.lineTimeUs;
-    if (this.lineHead === this.lineEvents.length) {
-      this.lineEvents.length = 0;
-      this.lineSequences.length = 0;
+    if (this.lineHead === this.lineTail) {
       this.lineHead = 0;
+      this.lineTail = 0;
     }
     return event;
   }
