@@ -10,6 +10,7 @@ import { createTorrent } from '../engine/metainfo.ts';
 import { deriveSeed, Random } from '../engine/random.ts';
 import { sha1 } from '../platform/sha1.ts';
 import { ActivityTrace } from './activity-trace.ts';
+import { BlockReads, HIGH_WATER_BYTES } from './block-reads.ts';
 import { Discovery, listenPortOf, nodeHost } from './discovery.ts';
 import { EventQueue } from './event-queue.ts';
 import { FaultInjector } from './fault-injection.ts';
@@ -42,13 +43,6 @@ import { WireWatch } from './wire-watch.ts';
 export { PROGRESS_EVERY_EVENTS, type SimOptions, type SimProgress } from './sim-options.ts';
 export type { PeerReport, SimFailure, SimResult } from './sim-result.ts';
 
-/**
- * Block reads wait while the node has this much queued for its uplink. Keeping the queue short
- * makes the uplink serve requests in arrival order, so a new chunk reaches its first requester at
- * full speed instead of trickling to every neighbour at once.
- */
-const HIGH_WATER_BYTES = 32 * 1024;
-
 /** A request still unanswered (no piece, reject or cancel) this long on a live link is a bug. */
 const UNANSWERED_AFTER_MS = 30_000;
 
@@ -73,6 +67,7 @@ export class Simulator {
   private readonly discovery: Discovery;
   private readonly healAtMs: number;
   private readonly watch: WireWatch | undefined;
+  private readonly reads: BlockReads;
   readonly seed: number;
 
   constructor(
@@ -111,6 +106,11 @@ export class Simulator {
     );
     this.healAtMs = healTimeMs(scenario, this.faults);
     this.faultInjector = new FaultInjector(this.faultHost());
+    this.reads = new BlockReads(
+      this.queue,
+      (node) => this.network.queuedBytes(node),
+      () => this.nowUs,
+    );
     this.watch = scenario.invariants === 'full' ? new WireWatch(this.geometry) : undefined;
     this.discovery = this.build();
     for (const [index, fault] of this.faults.entries())
@@ -144,12 +144,7 @@ export class Simulator {
         const local = localEndpoint(this.nodes.get(node), endpoint);
         if (local !== undefined) this.touch(node)?.handleClosed(this.nowMs(), local, reason);
       },
-      drained: (node) => {
-        // Only a node with reads waiting has anything to do when its uplink frees up: reads that
-        // come later are started at once, so the event for a node with none would be a no-op.
-        const sim = this.nodes.get(node) as SimNode;
-        if (sim.pendingReads.length > 0) this.queue.push(this.nowUs, sim.drainedEvent);
-      },
+      drained: (node) => this.reads.drained(this.nodes.get(node) as SimNode),
     };
   }
 
@@ -268,8 +263,7 @@ export class Simulator {
         this.network.close(node.id, networkEndpoint(node, effect.connection));
         return;
       case 'read-block':
-        node.pendingReads.push(effect);
-        this.pumpReads(node);
+        this.reads.request(node, effect);
         return;
       case 'write-chunk':
         this.queue.push(this.nowUs, {
@@ -291,29 +285,6 @@ export class Simulator {
         if (node.completedAtMs === undefined && node.role === 'peer') this.peersComplete++;
         node.completedAtMs ??= this.nowMs();
         return;
-    }
-  }
-
-  /** Answers waiting block reads, oldest first, while the node's uplink queue has room. */
-  private pumpReads(node: SimNode): void {
-    while (
-      node.pendingReads.length > 0 &&
-      node.readsInFlight === 0 &&
-      this.network.queuedBytes(node.id) < HIGH_WATER_BYTES
-    ) {
-      const effect = node.pendingReads.shift() as Effect & { kind: 'read-block' };
-      node.readsInFlight++;
-      // Field by field, not a spread: one fixed shape for every read-done event.
-      const { connection, index, begin, length } = effect;
-      this.queue.push(this.nowUs, {
-        kind: 'read-done',
-        node: node.id,
-        generation: node.generation,
-        connection,
-        index,
-        begin,
-        length,
-      });
     }
   }
 
@@ -362,7 +333,7 @@ export class Simulator {
       }
       case 'drained': {
         const node = this.nodes.get(event.node);
-        if (node !== undefined) this.pumpReads(node);
+        if (node !== undefined) this.reads.pump(node);
         return;
       }
       case 'read-done': {
@@ -370,9 +341,9 @@ export class Simulator {
         if (node?.engine === undefined || event.generation !== node.generation) return;
         const bytes = node.disk.read(event.index, event.begin, event.length);
         node.engine.handleBlockRead(this.nowMs(), event.connection, event.index, event.begin, bytes);
-        node.readsInFlight--;
+        this.reads.done(node);
         this.drain(node);
-        this.pumpReads(node);
+        this.reads.pump(node);
         return;
       }
       case 'write-done':
