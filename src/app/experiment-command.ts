@@ -3,9 +3,7 @@
  * sweeps one parameter of a scenario over seeds in the simulator (src/sim/experiment.ts) and prints a
  * table. With --jobs, the runs are shared among worker processes; the table is the same.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   FIELDS,
@@ -19,6 +17,8 @@ import {
 import { parseScenario, type Scenario } from '../sim/scenario.ts';
 import { HELP_FLAG, parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
+import type { RunRequest } from './experiment-worker.ts';
+import { runInWorkers, siblingModule } from './worker-pool.ts';
 
 const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--jobs N] [--json]
   --jobs N  run the seeds in N worker processes (default 1: in this process); same results
@@ -66,8 +66,8 @@ function parseVary(text: string | undefined, base: Scenario): { field: Field; va
 const MAX_JOBS = 64;
 
 /**
- * The sweep with its runs shared among `jobs` worker processes, each sent the next run as soon as it
- * is free. Rows are built from the runs in seed order, as the serial sweep builds them.
+ * The sweep with its runs shared among `jobs` worker processes. Rows are built from the runs in seed
+ * order, as the serial sweep builds them.
  */
 async function sweepInWorkers(
   base: Scenario,
@@ -76,34 +76,12 @@ async function sweepInWorkers(
   seeds: readonly number[],
   jobs: number,
 ): Promise<SweepRow[]> {
-  const runs = values.flatMap((value) => seeds.map((seed) => ({ value, seed })));
-  const measures: RunMeasure[] = new Array(runs.length);
-  const workerPath = fileURLToPath(new URL('./experiment-worker.ts', import.meta.url));
-  let next = 0;
-  const work = (worker: ChildProcess): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const sendNext = (): void => {
-        if (next >= runs.length) {
-          worker.disconnect();
-          resolve();
-          return;
-        }
-        const id = next++;
-        const run = runs[id] as { value: string; seed: number };
-        worker.send({ id, base, field, value: run.value, seed: run.seed });
-      };
-      worker.on('message', (reply: { id: number; measure: RunMeasure }) => {
-        measures[reply.id] = reply.measure;
-        sendNext();
-      });
-      worker.on('exit', (code) => {
-        if (code !== 0) reject(new Error(`experiment worker exited with code ${code}`));
-      });
-      sendNext();
-    });
-  const count = Math.min(jobs, runs.length);
-  const workers = Array.from({ length: count }, () => fork(workerPath, { serialization: 'advanced' }));
-  await Promise.all(workers.map(work));
+  const runs: RunRequest[] = values.flatMap((value) => seeds.map((seed) => ({ base, field, value, seed })));
+  const measures = await runInWorkers<RunRequest, RunMeasure>(
+    siblingModule(import.meta.url, 'experiment-worker'),
+    runs,
+    jobs,
+  );
   return values.map((value, row) =>
     summarize(value, measures.slice(row * seeds.length, (row + 1) * seeds.length)),
   );

@@ -1,9 +1,14 @@
 /**
- * `npm run fuzz -- [--runs N] [--seed S] [--family F]`: runs the simulator's scenario fuzzer (src/sim/fuzz.ts).
- * A failure is shrunk by fast-check, written to `fuzz-failures/`, and printed with the one command
- * that replays it. The seed defaults to 1, so a plain run is reproducible too.
+ * `npm run fuzz -- [--runs N] [--seed S] [--family F] [--jobs N]`: runs the simulator's scenario fuzzer
+ * (src/sim/fuzz.ts). A failure is shrunk by fast-check, written to `fuzz-failures/`, and printed with
+ * the one command that replays it. The seed defaults to 1, so a plain run is reproducible too.
+ *
+ * With several jobs the scenarios (the very ones fast-check's run would generate, from the same seed)
+ * are shared among worker processes. If any fails, the search is run again here, serially, so the
+ * failure, its shrinking and the output are exactly those of a serial run.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
@@ -11,20 +16,30 @@ import { check, FUZZ_FAMILIES, type FuzzFailure } from '../sim/fuzz.ts';
 import type { ScenarioInput } from '../sim/scenario.ts';
 import { parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
+import { runInWorkers, siblingModule } from './worker-pool.ts';
 
-const USAGE = `usage: npm run fuzz -- [--runs N] [--seed S] [--family F]
+/** A worker costs about half a second to start: fewer runs than this each are done in fewer workers. */
+const RUNS_PER_JOB = 100;
+
+const USAGE = `usage: npm run fuzz -- [--runs N] [--seed S] [--family F] [--jobs N]
 
 Runs N random scenarios (default 200) from seed S (default 1, from 0 to 2147483647) in the simulator.
 Families: faults (default: random topologies, policies and faults), owner-gone (the owner and its
-tracker leave, later peers know one live peer and find the rest by peer exchange).`;
+tracker leave, later peers know one live peer and find the rest by peer exchange).
+  --jobs N  run the scenarios in N worker processes (default: one per core, one per ${RUNS_PER_JOB}
+            runs at most); the same scenarios and the same result as --jobs 1`;
 
-function main(argv: string[]): number {
+/** Most worker processes --jobs may ask for. */
+const MAX_JOBS = 64;
+
+async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
       runs: { type: 'string' },
       seed: { type: 'string' },
       family: { type: 'string' },
+      jobs: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -40,7 +55,21 @@ function main(argv: string[]): number {
       `--family must be one of ${Object.keys(FUZZ_FAMILIES).join(', ')}, not "${family}"`,
     );
   }
+  const defaultJobs = Math.max(1, Math.min(availableParallelism(), Math.floor(runs / RUNS_PER_JOB)));
+  const jobs = parseCount(values.jobs, '--jobs', defaultJobs, 1, MAX_JOBS);
   const arbitrary = FUZZ_FAMILIES[family as keyof typeof FUZZ_FAMILIES];
+  if (jobs > 1) {
+    const inputs = fc.sample(arbitrary, { numRuns: runs, seed });
+    const failed = await runInWorkers<ScenarioInput, boolean>(
+      siblingModule(import.meta.url, 'fuzz-worker'),
+      inputs,
+      jobs,
+    );
+    if (!failed.includes(true)) {
+      process.stdout.write(`fuzz: ${runs} ${family} scenarios passed (seed ${seed})\n`);
+      return 0;
+    }
+  }
   let last: FuzzFailure | undefined;
   const outcome = fc.check(
     fc.property(arbitrary, (input) => {
