@@ -9,10 +9,9 @@
  * then let go). Copy them before mutating or reusing the input buffer.
  */
 import { readUint32 } from './bytes.ts';
-import { chunkLength, type Geometry, MAXIMUM_CHUNK_COUNT } from './chunking.ts';
+import { type Geometry, MAXIMUM_CHUNK_COUNT } from './chunking.ts';
 import { type WireError, type WireErrorCode, wireError } from './errors.ts';
 import {
-  BLOCK_LENGTH_BYTES,
   HANDSHAKE_LENGTH_BYTES,
   type Handshake,
   ID_ONLY_MESSAGE_IDS,
@@ -21,10 +20,9 @@ import {
   type Message,
   MessageId,
   LENGTH_PREFIX_BYTES as PREFIX_BYTES,
-  PROTOCOL_BYTES,
-  PROTOCOL_NAME,
 } from './messages.ts';
 import { givePieceBody, PIECE_BODY_BYTES, takePieceBody } from './piece-bodies.ts';
+import { checkBlock, checkHeader, checkIndex, checkProtocolName } from './wire-checks.ts';
 
 /** Every error code the decoder itself can return (the engine adds its own, like info-hash-mismatch). */
 export const DECODER_ERROR_CODES: readonly WireErrorCode[] = [
@@ -191,7 +189,7 @@ export class WireDecoder {
 
   #readId(bytes: Uint8Array, offset: number, events: DecodedEvent[]): number {
     const id = bytes[offset] as number;
-    const headerError = this.#checkHeader(id, this.#frameLengthBytes);
+    const headerError = checkHeader(id, this.#frameLengthBytes, this.#bitfieldBytes);
     if (headerError !== null) return this.#fail(headerError);
     this.#messageId = id;
     if (this.#frameLengthBytes > 1) {
@@ -301,43 +299,6 @@ export class WireDecoder {
     return FAILED;
   }
 
-  /** Everything knowable from the length prefix and id, checked before any body byte is buffered. */
-  #checkHeader(id: number, lengthBytes: number): WireError | null {
-    if (id === MessageId.bitfield) {
-      const expectedBytes = 1 + this.#bitfieldBytes;
-      return lengthBytes === expectedBytes
-        ? null
-        : wireError(
-            'bad-bitfield-length',
-            `bitfield length prefix ${lengthBytes}, expected ${expectedBytes}`,
-          );
-    }
-    if (id === MessageId.extended) {
-      if (lengthBytes < 2) return wireError('bad-message-length', 'extended message without an extended id');
-      return lengthBytes - 2 > MAX_EXTENDED_PAYLOAD_BYTES
-        ? wireError('frame-too-large', `extended payload of ${lengthBytes - 2} bytes`)
-        : null;
-    }
-    if (lengthBytes + PREFIX_BYTES > MAX_FRAME_BYTES) {
-      return wireError(
-        'frame-too-large',
-        `frame of ${lengthBytes + PREFIX_BYTES} bytes for message id ${id}`,
-      );
-    }
-    const expectedBytes = fixedLengthBytes(id);
-    if (expectedBytes === undefined) return wireError('unknown-message', `unknown message id ${id}`);
-    if (expectedBytes === -1) {
-      // piece: index + begin, then a block whose length is checked with the body.
-      return lengthBytes < 9 ? wireError('bad-message-length', `piece length prefix ${lengthBytes}`) : null;
-    }
-    return lengthBytes === expectedBytes
-      ? null
-      : wireError(
-          'bad-message-length',
-          `message id ${id} has length ${lengthBytes}, expected ${expectedBytes}`,
-        );
-  }
-
   /** Decodes a complete body (`bodyBytes` bytes from `start`, after the id) into `events`. */
   #decodeBody(
     id: number,
@@ -356,7 +317,7 @@ export class WireDecoder {
       case MessageId.suggest:
       case MessageId.allowedFast: {
         const index = readUint32(source, start);
-        const error = this.#checkIndex(index);
+        const error = checkIndex(this.#geometry, index);
         if (error !== null) return error;
         const type = id === MessageId.have ? 'have' : id === MessageId.suggest ? 'suggest' : 'allowed-fast';
         events.push({ type, index });
@@ -368,7 +329,7 @@ export class WireDecoder {
         const index = readUint32(source, start);
         const begin = readUint32(source, start + 4);
         const length = readUint32(source, start + 8);
-        const error = this.#checkBlock(index, begin, length);
+        const error = checkBlock(this.#geometry, index, begin, length);
         if (error !== null) return error;
         const type = id === MessageId.request ? 'request' : id === MessageId.cancel ? 'cancel' : 'reject';
         events.push({ type, index, begin, length });
@@ -377,7 +338,7 @@ export class WireDecoder {
       case MessageId.piece: {
         const index = readUint32(source, start);
         const begin = readUint32(source, start + 4);
-        const error = this.#checkBlock(index, begin, bodyBytes - 8);
+        const error = checkBlock(this.#geometry, index, begin, bodyBytes - 8);
         if (error !== null) return error;
         events.push({ type: 'piece', index, begin, block: source.subarray(start + 8, start + bodyBytes) });
         return null;
@@ -406,75 +367,8 @@ export class WireDecoder {
         });
         return null;
       default:
-        // Unreachable: #checkHeader already refused unknown ids.
+        // Unreachable: checkHeader already refused unknown ids.
         return wireError('unknown-message', `unknown message id ${id}`);
     }
   }
-
-  #checkIndex(index: number): WireError | null {
-    return index < this.#geometry.pieceCount
-      ? null
-      : wireError('index-out-of-range', `piece index ${index} not below ${this.#geometry.pieceCount}`);
-  }
-
-  #checkBlock(index: number, begin: number, lengthBytes: number): WireError | null {
-    const indexError = this.#checkIndex(index);
-    if (indexError !== null) return indexError;
-    if (lengthBytes > BLOCK_LENGTH_BYTES) {
-      return wireError('block-too-large', `block of ${lengthBytes} bytes exceeds ${BLOCK_LENGTH_BYTES}`);
-    }
-    const chunkBytes = chunkLength(this.#geometry, index);
-    if (lengthBytes === 0 || begin + lengthBytes > chunkBytes) {
-      return wireError(
-        'block-out-of-range',
-        `block ${begin}+${lengthBytes} outside chunk ${index} of ${chunkBytes} bytes`,
-      );
-    }
-    return null;
-  }
-}
-
-/** Body length (id included) each id requires; -1 for piece (variable); undefined for unknown ids. */
-function fixedLengthBytes(id: number): number | undefined {
-  switch (id) {
-    case MessageId.choke:
-    case MessageId.unchoke:
-    case MessageId.interested:
-    case MessageId.notInterested:
-    case MessageId.haveAll:
-    case MessageId.haveNone:
-      return 1;
-    case MessageId.have:
-    case MessageId.suggest:
-    case MessageId.allowedFast:
-      return 5;
-    case MessageId.request:
-    case MessageId.cancel:
-    case MessageId.reject:
-      return 13;
-    case MessageId.port:
-      return 3;
-    case MessageId.piece:
-      return -1;
-    default:
-      return undefined;
-  }
-}
-
-/**
- * Checks the pstrlen and protocol name as they arrive (handshake bytes `from` to `to`), so a
- * non-BitTorrent peer fails fast.
- */
-function checkProtocolName(handshake: Uint8Array, from: number, to: number): WireError | null {
-  const checkEnd = Math.min(to, 1 + PROTOCOL_BYTES.length);
-  for (let i = from; i < checkEnd; i++) {
-    if (i === 0) {
-      if (handshake[0] !== PROTOCOL_BYTES.length) {
-        return wireError('not-bittorrent', `first byte is ${handshake[0]}, not ${PROTOCOL_BYTES.length}`);
-      }
-    } else if (handshake[i] !== PROTOCOL_BYTES[i - 1]) {
-      return wireError('bad-handshake', `protocol name is not '${PROTOCOL_NAME}'`);
-    }
-  }
-  return null;
 }
