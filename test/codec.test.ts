@@ -222,6 +222,49 @@ test('a whole piece in one push is decoded without copying the block', () => {
   }
 });
 
+test('a piece header pushed alone, then its whole block: the block is a view of the second push', () => {
+  const block = pattern(16384, 5);
+  const decoder = new WireDecoder(G, { expectHandshake: false });
+  assert.equal(decoder.push(encodePieceHeader(3, 16384, block.length)), { ok: true, events: [] });
+  assert.is(decoder.bufferedBytes, 13);
+  // The block in a larger push, followed by a HAVE.
+  const push = concatBytes([new Uint8Array(7), block, encodeMessage({ type: 'have', index: 2 })]).subarray(7);
+  const result = decoder.push(push);
+  assert.ok(result.ok);
+  assert.equal(result.events.map(normalize), [
+    normalize({ type: 'piece', index: 3, begin: 16384, block }),
+    { type: 'have', index: 2 },
+  ]);
+  const event = result.events[0];
+  if (event?.type === 'piece') {
+    assert.is(event.block.buffer, push.buffer);
+    assert.is(event.block.byteOffset, push.byteOffset);
+  }
+  assert.is(decoder.bufferedBytes, 0);
+});
+
+test('a piece header pushed alone, then its block split: decoded whole, and bad addresses still refused', () => {
+  const block = pattern(16384, 6);
+  const decoder = new WireDecoder(G, { expectHandshake: false });
+  decoder.push(encodePieceHeader(43, 0, 1000));
+  assert.equal(decoder.push(block.subarray(0, 600)), { ok: true, events: [] });
+  assert.is(decoder.bufferedBytes, 13 + 600);
+  const result = decoder.push(block.subarray(600, 1000));
+  assert.equal(result.events.map(normalize), [
+    normalize({ type: 'piece', index: 43, begin: 0, block: block.subarray(0, 1000) }),
+  ]);
+  decoder.release();
+  for (const split of [false, true]) {
+    const bad = new WireDecoder(G, { expectHandshake: false });
+    // Chunk 43 is 1000 bytes long: a 16 KiB block at 0 does not fit.
+    bad.push(encodePieceHeader(43, 0, block.length));
+    if (split) bad.push(block.subarray(0, 10));
+    const outcome = bad.push(split ? block.subarray(10) : block);
+    assert.is(outcome.ok, false);
+    if (!outcome.ok) assert.is(outcome.error.code, 'block-out-of-range');
+  }
+});
+
 test('a split piece body is reused only after release, and never while its block is held', () => {
   const decoder = new WireDecoder(G, { expectHandshake: false });
   const pieceOf = (seed: number): Uint8Array =>

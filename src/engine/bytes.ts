@@ -23,3 +23,11 @@ export function readUint32(bytes: Uint8Array, offset: number): number {
       (bytes[offset + 3] as number))
   );
 }
+
+/** Stores `value` as a big-endian unsigned 32-bit integer at `offset`. */
+export function writeUint32(out: Uint8Array, offset: number, value: number): void {
+  out[offset] = value >>> 24;
+  out[offset + 1] = (value >>> 16) & 0xff;
+  out[offset + 2] = (value >>> 8) & 0xff;
+  out[offset + 3] = value & 0xff;
+}

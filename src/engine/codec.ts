@@ -9,6 +9,7 @@
  * the `Uint8Array` passed to `push` (or into a buffer the decoder allocated for that one frame and
  * then let go). Copy them before mutating or reusing the input buffer.
  */
+import { writeUint32 } from './bytes.ts';
 import {
   BLOCK_ADDRESS_MESSAGE_IDS,
   BLOCK_LENGTH_BYTES,
@@ -169,13 +170,6 @@ function checkBlockLength(lengthBytes: number): void {
   if (!Number.isInteger(lengthBytes) || lengthBytes < 1 || lengthBytes > BLOCK_LENGTH_BYTES) {
     throw new RangeError(`block length ${lengthBytes} outside 1..${BLOCK_LENGTH_BYTES}`);
   }
-}
-
-function writeUint32(out: Uint8Array, offset: number, value: number): void {
-  out[offset] = value >>> 24;
-  out[offset + 1] = (value >>> 16) & 0xff;
-  out[offset + 2] = (value >>> 8) & 0xff;
-  out[offset + 3] = value & 0xff;
 }
 
 function assertNever(value: never): never {

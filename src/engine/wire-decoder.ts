@@ -8,7 +8,7 @@
  * the `Uint8Array` passed to `push` (or into a buffer the decoder allocated for that one frame and
  * then let go). Copy them before mutating or reusing the input buffer.
  */
-import { readUint32 } from './bytes.ts';
+import { readUint32, writeUint32 } from './bytes.ts';
 import { type Geometry, MAXIMUM_CHUNK_COUNT } from './chunking.ts';
 import { type WireError, type WireErrorCode, wireError } from './errors.ts';
 import {
@@ -44,6 +44,8 @@ export type DecodeResult =
   | { ok: false; events: DecodedEvent[]; error: WireError };
 
 const EMPTY = new Uint8Array(0);
+/** A piece's body starts with its address: index and begin, four bytes each. */
+const PIECE_ADDRESS_BYTES = 8;
 
 // Payload-free messages are immutable, so every decode can share one object.
 const KEEP_ALIVE: Message = Object.freeze({ type: 'keep-alive' });
@@ -92,6 +94,13 @@ export class WireDecoder {
   #pieceBody: Uint8Array | null = null;
   /** A piece body decoded in the last push, until `release` hands it back. */
   #decodedPieceBody: Uint8Array | null = null;
+  /**
+   * A piece's address (index, begin) came alone at the end of a push: the block may come whole in
+   * the next one, and is then handed over as a view of it instead of a copy.
+   */
+  #addressed = false;
+  #pieceIndex = 0;
+  #pieceBegin = 0;
 
   constructor(geometry: Geometry, options?: { expectHandshake?: boolean }) {
     const { pieceCount, pieceLengthBytes, totalLengthBytes } = geometry;
@@ -203,6 +212,7 @@ export class WireDecoder {
   }
 
   #readBody(bytes: Uint8Array, offset: number, events: DecodedEvent[]): number {
+    if (this.#addressed) return this.#readBlock(bytes, offset, events);
     const bodyBytes = this.#frameLengthBytes - 1;
     let source: Uint8Array;
     let start: number;
@@ -210,6 +220,13 @@ export class WireDecoder {
     if (this.#body === null) {
       const availableBytes = bytes.length - offset;
       if (availableBytes < bodyBytes) {
+        if (this.#messageId === MessageId.piece && availableBytes === PIECE_ADDRESS_BYTES) {
+          this.#pieceIndex = readUint32(bytes, offset);
+          this.#pieceBegin = readUint32(bytes, offset + 4);
+          this.#addressed = true;
+          this.#bodyFilledBytes = PIECE_ADDRESS_BYTES;
+          return NEED_MORE;
+        }
         this.#body = this.#newBody(bodyBytes);
         this.#body.set(bytes.subarray(offset), 0);
         this.#bodyFilledBytes = availableBytes;
@@ -235,6 +252,30 @@ export class WireDecoder {
     if (bodyError !== null) return this.#fail(bodyError);
     this.#phase = PHASE_PREFIX;
     return next;
+  }
+
+  /**
+   * The block after a piece's address that came alone: whole in this push, it is handed over as a
+   * view; else it is buffered after the address, as if the two had come together.
+   */
+  #readBlock(bytes: Uint8Array, offset: number, events: DecodedEvent[]): number {
+    const bodyBytes = this.#frameLengthBytes - 1;
+    const blockBytes = bodyBytes - PIECE_ADDRESS_BYTES;
+    const index = this.#pieceIndex;
+    const begin = this.#pieceBegin;
+    this.#addressed = false;
+    if (bytes.length - offset < blockBytes) {
+      this.#body = this.#newBody(bodyBytes);
+      writeUint32(this.#body, 0, index);
+      writeUint32(this.#body, 4, begin);
+      return this.#readBody(bytes, offset, events);
+    }
+    const error = checkBlock(this.#geometry, index, begin, blockBytes);
+    if (error !== null) return this.#fail(error);
+    events.push({ type: 'piece', index, begin, block: bytes.subarray(offset, offset + blockBytes) });
+    this.#bodyFilledBytes = 0;
+    this.#phase = PHASE_PREFIX;
+    return offset + blockBytes;
   }
 
   /** A buffer for a body split across pushes: a spare one for a piece, else a new one. */
@@ -296,6 +337,7 @@ export class WireDecoder {
     this.#error = error;
     this.#handshake = null;
     this.#body = null;
+    this.#addressed = false;
     return FAILED;
   }
 

@@ -76,9 +76,10 @@ export class FileChunks {
   readonly knownContent: KnownContent = {
     block: (index, begin, block) => {
       const view = this.canonical[index]?.subarray(begin, begin + block.length);
-      return view !== undefined && view.length === block.length && Buffer.compare(view, block) === 0
-        ? view
-        : undefined;
+      if (view === undefined || view.length !== block.length) return undefined;
+      // A view of these very bytes (a block handed over as a view of what its sender read) is equal.
+      if (block.buffer === view.buffer && block.byteOffset === view.byteOffset) return view;
+      return Buffer.compare(view, block) === 0 ? view : undefined;
     },
     chunk: (index) => this.canonical[index] as Uint8Array,
   };
