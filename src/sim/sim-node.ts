@@ -22,6 +22,8 @@ export interface SimNode {
   left: boolean;
   /** A lying peer: every block it uploads is corrupted on the way out. */
   corrupt: boolean;
+  /** A `corrupt` fault names it: its sends are watched for blocks (others' never need to be). */
+  mayLie: boolean;
   /** Per connection: the last thing sent was a piece header, so the next send is a block. */
   readonly blockNext: Map<string, boolean>;
   moves: number;
@@ -70,6 +72,7 @@ export function createSimNode(
     crashed: false,
     left: false,
     corrupt: false,
+    mayLie: false,
     blockNext: new Map(),
     moves: 0,
     joined: role === 'owner',
@@ -96,6 +99,7 @@ export function createSimNode(
  * so the send after it is the block, which a lying node corrupts (its first byte flipped).
  */
 export function wireBytes(node: SimNode, connection: string, bytes: Uint8Array): Uint8Array {
+  if (!node.mayLie) return bytes;
   // Set, never deleted: a flag flipped per message would grow and shrink a set's table every time.
   const isBlock = node.blockNext.get(connection) === true;
   node.blockNext.set(connection, bytes.length === 13 && bytes[4] === 7);

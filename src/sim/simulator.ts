@@ -198,6 +198,7 @@ export class Simulator {
   ): SimNode {
     const host = nodeHost(this.scenario, this.nodes.size, id);
     const node = createSimNode(id, role, plan, capacities.uploadBytesPerSecond, this.file, host);
+    node.mayLie = this.faults.some((fault) => fault.kind === 'corrupt' && fault.node === id);
     this.nodes.set(id, node);
     this.network.addNode({ id, ...(host === id ? {} : { host }), ...capacities });
     return node;
