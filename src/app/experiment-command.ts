@@ -18,7 +18,7 @@ import { parseScenario, type Scenario } from '../sim/scenario.ts';
 import { HELP_FLAG, parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
 import type { RunRequest } from './experiment-worker.ts';
-import { runInWorkers, siblingModule } from './worker-pool.ts';
+import { MAX_JOBS, runInWorkers, siblingModule } from './worker-pool.ts';
 
 const USAGE = `usage: npm run experiment -- <scenario.json> --vary <field>=<v1>,<v2>,... [--seeds N] [--jobs N] [--json]
   --jobs N  run the seeds in N worker processes (default 1: in this process); same results
@@ -61,9 +61,6 @@ function parseVary(text: string | undefined, base: Scenario): { field: Field; va
   }
   return { field: field as Field, values };
 }
-
-/** Most worker processes --jobs may ask for. */
-const MAX_JOBS = 64;
 
 /**
  * The sweep with its runs shared among `jobs` worker processes. Rows are built from the runs in seed

@@ -16,7 +16,7 @@ import { check, FUZZ_FAMILIES, type FuzzFailure } from '../sim/fuzz.ts';
 import type { ScenarioInput } from '../sim/scenario.ts';
 import { parseCount, UsageFailure } from './args.ts';
 import { runCommand } from './command.ts';
-import { runInWorkers, siblingModule } from './worker-pool.ts';
+import { MAX_JOBS, runInWorkers, siblingModule } from './worker-pool.ts';
 
 /** A worker costs about half a second to start: fewer runs than this each are done in fewer workers. */
 const RUNS_PER_JOB = 100;
@@ -28,9 +28,6 @@ Families: faults (default: random topologies, policies and faults), owner-gone (
 tracker leave, later peers know one live peer and find the rest by peer exchange).
   --jobs N  run the scenarios in N worker processes (default: one per core, one per ${RUNS_PER_JOB}
             runs at most); the same scenarios and the same result as --jobs 1`;
-
-/** Most worker processes --jobs may ask for. */
-const MAX_JOBS = 64;
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -7,6 +7,9 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** Most worker processes a command's `--jobs` may ask for. */
+export const MAX_JOBS = 64;
+
 /**
  * The path of the worker module `name` beside the calling module (`import.meta.url`), with the
  * caller's own extension: `.ts` when run from source, `.js` from the compiled build.

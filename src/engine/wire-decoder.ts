@@ -21,7 +21,7 @@ import {
   MessageId,
   LENGTH_PREFIX_BYTES as PREFIX_BYTES,
 } from './messages.ts';
-import { givePieceBody, PIECE_BODY_BYTES, takePieceBody } from './piece-bodies.ts';
+import { BLOCK_OFFSET, givePieceBody, PIECE_BODY_BYTES, takePieceBody } from './piece-bodies.ts';
 import { checkBlock, checkHeader, checkIndex, checkProtocolName } from './wire-checks.ts';
 
 /** Every error code the decoder itself can return (the engine adds its own, like info-hash-mismatch). */
@@ -44,8 +44,6 @@ export type DecodeResult =
   | { ok: false; events: DecodedEvent[]; error: WireError };
 
 const EMPTY = new Uint8Array(0);
-/** A piece's body starts with its address: index and begin, four bytes each. */
-const PIECE_ADDRESS_BYTES = 8;
 
 // Payload-free messages are immutable, so every decode can share one object.
 const KEEP_ALIVE: Message = Object.freeze({ type: 'keep-alive' });
@@ -220,11 +218,11 @@ export class WireDecoder {
     if (this.#body === null) {
       const availableBytes = bytes.length - offset;
       if (availableBytes < bodyBytes) {
-        if (this.#messageId === MessageId.piece && availableBytes === PIECE_ADDRESS_BYTES) {
+        if (this.#messageId === MessageId.piece && availableBytes === BLOCK_OFFSET) {
           this.#pieceIndex = readUint32(bytes, offset);
           this.#pieceBegin = readUint32(bytes, offset + 4);
           this.#addressed = true;
-          this.#bodyFilledBytes = PIECE_ADDRESS_BYTES;
+          this.#bodyFilledBytes = BLOCK_OFFSET;
           return NEED_MORE;
         }
         this.#body = this.#newBody(bodyBytes);
@@ -260,7 +258,7 @@ export class WireDecoder {
    */
   #readBlock(bytes: Uint8Array, offset: number, events: DecodedEvent[]): number {
     const bodyBytes = this.#frameLengthBytes - 1;
-    const blockBytes = bodyBytes - PIECE_ADDRESS_BYTES;
+    const blockBytes = bodyBytes - BLOCK_OFFSET;
     const index = this.#pieceIndex;
     const begin = this.#pieceBegin;
     this.#addressed = false;
